@@ -1,0 +1,125 @@
+"""JupyterHub configuration for Skriptoteket.
+
+Settings come from environment variables so that the same file serves the embedded demo (``skriptoteket up``),
+the tests and the production compose file:
+
+- ``SKRIPTOTEKET_HUB_DB_URL``   the hub's own Postgres database (required)
+- ``SKRIPTOTEKET_DB_URL``       the service's Postgres database (required; schema ``skriptoteket``)
+- ``SKRIPTOTEKET_HOME``         runtime directory: secrets, blobs, demo users' homes (default ``./var``)
+- ``SKRIPTOTEKET_SPAWNER``      ``demo`` (local processes, no isolation) or ``docker``
+- ``SKRIPTOTEKET_BIND_URL``     public URL the proxy listens on (default ``http://127.0.0.1:8000``)
+- ``SKRIPTOTEKET_ADMIN_USERS``  comma-separated bootstrap admins
+- ``SKRIPTOTEKET_PROXY_CMD``    path to configurable-http-proxy (default: the project's node_modules)
+- ``SKRIPTOTEKET_SERVICE_PORT`` the service's local port (default 10101)
+"""
+
+import os
+import sys
+from pathlib import Path
+
+from skriptoteket_ext import scopes
+from skriptoteket_ext.hubauth import patch_native_authenticator
+
+c = get_config()  # noqa: F821
+
+here = Path(__file__).resolve().parent
+root = here.parent
+home = Path(os.environ.get("SKRIPTOTEKET_HOME", root / "var")).resolve()
+secrets_dir = home / "secrets"
+mode = os.environ.get("SKRIPTOTEKET_SPAWNER", "demo")
+
+# --- the hub itself -------------------------------------------------------------------------------------------
+c.JupyterHub.db_url = os.environ["SKRIPTOTEKET_HUB_DB_URL"]
+c.JupyterHub.bind_url = os.environ.get("SKRIPTOTEKET_BIND_URL", "http://127.0.0.1:8000")
+c.JupyterHub.cookie_secret_file = str(secrets_dir / "jupyterhub_cookie_secret")
+c.JupyterHub.pid_file = str(home / "jupyterhub.pid")
+c.JupyterHub.template_paths = [str(here / "templates")]
+c.JupyterHub.default_url = "/services/skriptoteket/"
+c.JupyterHub.hub_port = int(os.environ.get("SKRIPTOTEKET_HUB_PORT", "8081"))
+c.JupyterHub.cleanup_servers = True
+c.ConfigurableHTTPProxy.command = [
+    os.environ.get("SKRIPTOTEKET_PROXY_CMD", str(root / "node_modules" / ".bin" / "configurable-http-proxy"))
+]
+c.ConfigurableHTTPProxy.api_url = os.environ.get("SKRIPTOTEKET_PROXY_API_URL", "http://127.0.0.1:8001")
+c.ConfigurableHTTPProxy.auth_token = (secrets_dir / "proxy_auth_token").read_text().strip()
+
+# --- identity: local accounts, sign-up approved by an admin, lockout after repeated failures ------------------
+patch_native_authenticator()
+c.JupyterHub.authenticator_class = "native"
+c.NativeAuthenticator.open_signup = False
+c.NativeAuthenticator.minimum_password_length = 10
+c.NativeAuthenticator.check_common_password = True
+c.NativeAuthenticator.allowed_failed_logins = 5
+c.NativeAuthenticator.seconds_before_next_try = 600
+c.Authenticator.allow_all = True  # anyone the authenticator accepts (= approved) may log in
+admins = {name for name in os.environ.get("SKRIPTOTEKET_ADMIN_USERS", "").split(",") if name}
+c.Authenticator.admin_users = admins
+
+import nativeauthenticator  # noqa: E402
+
+c.JupyterHub.template_paths.append(os.path.join(os.path.dirname(nativeauthenticator.__file__), "templates"))
+
+# --- roles: every user is a teacher; groups authors/reviewers/admins carry the service's custom scopes ---------
+c.JupyterHub.custom_scopes = scopes.CUSTOM_SCOPES
+c.JupyterHub.load_groups = {group: {"users": sorted(admins) if group == "admins" else []} for group in scopes.GROUP_SCOPES}
+c.JupyterHub.load_roles = [
+    # Reaching the service at all is the teacher's permission.
+    {"name": "user", "scopes": ["self", f"access:services!service={scopes.SERVICE_NAME}"]},
+    *(
+        {"name": f"skriptoteket-{group}", "description": f"Skriptoteket {group}", "scopes": group_scopes,
+         "groups": [group]}
+        for group, group_scopes in scopes.GROUP_SCOPES.items()
+    ),
+    # Members of the admins group administer the hub too (users, groups, sign-up approval).
+    {"name": "admin", "groups": ["admins"]},
+    # The service's own token: only what it needs unattended (look up user names for maintainers).
+    {"name": "skriptoteket-service", "scopes": ["read:users:name", "read:groups:name"],
+     "services": [scopes.SERVICE_NAME]},
+    # The command line (`skriptoteket create-user`) manages users and group membership.
+    {"name": "skriptoteket-cli", "scopes": ["admin:users", "admin:groups", "list:users"],
+     "services": ["skriptoteket-cli"]},
+]
+
+# --- the Skriptoteket service ------------------------------------------------------------------------------
+service_port = int(os.environ.get("SKRIPTOTEKET_SERVICE_PORT", "10101"))
+service_env = {
+    "SKRIPTOTEKET_DB_URL": os.environ["SKRIPTOTEKET_DB_URL"],
+    "SKRIPTOTEKET_HOME": str(home),
+    "SKRIPTOTEKET_COOKIE_SECRET_FILE": str(secrets_dir / "service_cookie_secret"),
+    "SKRIPTOTEKET_LANGUAGE": os.environ.get("SKRIPTOTEKET_LANGUAGE", "en"),
+    "PYTHONUNBUFFERED": "1",
+}
+c.JupyterHub.services = [
+    {
+        "name": scopes.SERVICE_NAME,
+        "display": True,
+        "url": f"http://127.0.0.1:{service_port}",
+        "command": [sys.executable, "-m", "skriptoteket_ext"],
+        "cwd": str(home),
+        "environment": service_env,
+        "oauth_no_confirm": True,
+        # Users' OAuth tokens for the service carry the service's custom scopes (those the user has).
+        "oauth_client_allowed_scopes": list(scopes.CUSTOM_SCOPES),
+    },
+    {
+        "name": "skriptoteket-cli",
+        "api_token": (secrets_dir / "cli_token").read_text().strip(),
+    },
+]
+
+# --- user servers --------------------------------------------------------------------------------------------
+if mode == "demo":
+    # Local processes under the hub's own account: no isolation between users (said loudly at start-up).
+    c.JupyterHub.spawner_class = "simple"
+    c.SimpleLocalProcessSpawner.home_dir_template = str(home / "users" / "{username}")
+    c.Spawner.cmd = [sys.executable, "-m", "jupyterhub.singleuser"]
+    if os.geteuid() == 0:
+        c.Spawner.args = ["--allow-root"]
+    c.Spawner.http_timeout = 60
+    c.Spawner.start_timeout = 90
+elif mode == "docker":
+    raise SystemExit(
+        "SKRIPTOTEKET_SPAWNER=docker is not available yet in this version; use SKRIPTOTEKET_SPAWNER=demo."
+    )
+else:
+    raise SystemExit(f"SKRIPTOTEKET_SPAWNER must be 'demo' or 'docker', not {mode!r}")

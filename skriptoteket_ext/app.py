@@ -1,0 +1,142 @@
+"""The Skriptoteket service: a JupyterHub-managed tornado application configured with traitlets.
+
+JupyterHub starts it (``python -m skriptoteket_ext``) with ``JUPYTERHUB_SERVICE_URL``,
+``JUPYTERHUB_SERVICE_PREFIX`` and its API token in the environment. Its own settings come from
+``skriptoteket_config.py`` (traitlets) and ``SKRIPTOTEKET_*`` environment variables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+from urllib.parse import urlparse
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jupyterhub.services.auth import HubOAuth
+from jupyterhub.utils import url_path_join
+from tornado import web
+from tornado.httpserver import HTTPServer
+from traitlets import Float, Integer, Unicode, default
+from traitlets.config import Application
+
+from . import __version__
+from .db import create_engine
+from .handlers import default_handlers, fallback_handler
+from .i18n import LANGUAGES
+
+HERE = Path(__file__).parent
+
+
+class SkriptoteketService(Application):
+    name = "skriptoteket"
+    description = "The Skriptoteket hub service"
+    version = __version__
+
+    config_file = Unicode(
+        "skriptoteket_config.py", help="The traitlets configuration file to load (if it exists)."
+    ).tag(config=True)
+
+    db_url = Unicode(help="SQLAlchemy URL of the service's Postgres database ($SKRIPTOTEKET_DB_URL).").tag(
+        config=True
+    )
+
+    @default("db_url")
+    def _db_url_default(self):
+        return os.environ.get("SKRIPTOTEKET_DB_URL", "")
+
+    db_pool_size = Integer(10, help="Connections kept in the pool.").tag(config=True)
+    db_max_overflow = Integer(10, help="Extra connections allowed above the pool size.").tag(config=True)
+    db_timeout = Float(5.0, help="Seconds to wait for a connection before failing with 503.").tag(config=True)
+    health_db_timeout = Float(3.0, help="Seconds the health check waits for the database.").tag(config=True)
+
+    default_language = Unicode(help="Language for users who have not chosen one (en or sv).").tag(config=True)
+
+    @default("default_language")
+    def _default_language_default(self):
+        lang = os.environ.get("SKRIPTOTEKET_LANGUAGE", "en")
+        return lang if lang in LANGUAGES else "en"
+
+    base_url = Unicode(help="URL prefix of the service (from $JUPYTERHUB_SERVICE_PREFIX).").tag(config=True)
+
+    @default("base_url")
+    def _base_url_default(self):
+        return os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/skriptoteket/")
+
+    hub_prefix = Unicode(help="URL prefix of the hub's pages (from $JUPYTERHUB_BASE_URL).").tag(config=True)
+
+    @default("hub_prefix")
+    def _hub_prefix_default(self):
+        return url_path_join(os.environ.get("JUPYTERHUB_BASE_URL", "/"), "hub/")
+
+    bind_url = Unicode(help="Where to listen (from $JUPYTERHUB_SERVICE_URL).").tag(config=True)
+
+    @default("bind_url")
+    def _bind_url_default(self):
+        return os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101")
+
+    cookie_secret_file = Unicode(
+        help="File holding the secret that signs the service's OAuth cookies ($SKRIPTOTEKET_COOKIE_SECRET_FILE)."
+    ).tag(config=True)
+
+    @default("cookie_secret_file")
+    def _cookie_secret_file_default(self):
+        return os.environ.get("SKRIPTOTEKET_COOKIE_SECRET_FILE", "")
+
+    def initialize(self, argv=None):
+        super().initialize(argv)
+        if self.config_file and os.path.exists(self.config_file):
+            self.load_config_file(self.config_file)
+        if not self.db_url:
+            raise SystemExit("skriptoteket: no database configured (set SKRIPTOTEKET_DB_URL)")
+
+    def cookie_secret(self) -> bytes:
+        if self.cookie_secret_file and os.path.exists(self.cookie_secret_file):
+            return Path(self.cookie_secret_file).read_bytes().strip()
+        return os.urandom(32)
+
+    def make_app(self) -> web.Application:
+        self.engine = create_engine(
+            self.db_url, pool_size=self.db_pool_size, max_overflow=self.db_max_overflow, timeout=self.db_timeout
+        )
+        hub_auth = HubOAuth(parent=self, cache_max_age=60)
+        prefix = self.base_url
+        handlers = [(url_path_join(prefix, pattern), handler) for pattern, handler in default_handlers]
+        handlers.append((url_path_join(prefix, "static/(.*)"), web.StaticFileHandler, {"path": str(HERE / "static")}))
+        jinja_env = Environment(
+            loader=FileSystemLoader(str(HERE / "templates")), autoescape=select_autoescape(["html"])
+        )
+        return web.Application(
+            handlers,
+            default_handler_class=fallback_handler,
+            hub_auth=hub_auth,
+            engine=self.engine,
+            skriptoteket=self,
+            jinja2_env=jinja_env,
+            cookie_secret=self.cookie_secret(),
+            xsrf_cookies=True,
+            static_path=str(HERE / "static"),
+            static_url_prefix=url_path_join(prefix, "static/"),
+            login_url=hub_auth.login_url,
+        )
+
+    def start(self) -> None:
+        asyncio.run(self.serve())
+
+    async def serve(self) -> None:
+        app = self.make_app()
+        url = urlparse(self.bind_url)
+        server = HTTPServer(app, xheaders=True, max_body_size=64 * 1024 * 1024)
+        server.listen(url.port or 80, url.hostname or "127.0.0.1")
+        self.log.info("Skriptoteket %s listening on %s%s", __version__, self.bind_url, self.base_url)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        server.stop()
+        await self.engine.dispose()
+
+
+main = SkriptoteketService.launch_instance
