@@ -22,11 +22,25 @@ def generate_password() -> str:
     return secrets.token_urlsafe(12)
 
 
+def _hub_engine(hub_db_url: str):
+    """An engine on the hub's database, after JupyterHub itself has created (or checked) its schema.
+
+    The hub must create its tables first: finding a foreign table in an empty database makes it guess an
+    ancient schema version and refuse to start.
+    """
+    from jupyterhub.orm import new_session_factory
+
+    session_factory = new_session_factory(hub_db_url)
+    session_factory.kw["bind"].dispose()
+    engine = create_engine(hub_db_url)
+    UserInfo.__table__.create(engine, checkfirst=True)
+    return engine
+
+
 def set_credentials(hub_db_url: str, username: str, password: str) -> bool:
     """Create or update an approved local account. Returns True when the account is new."""
-    engine = create_engine(hub_db_url)
+    engine = _hub_engine(hub_db_url)
     try:
-        UserInfo.__table__.create(engine, checkfirst=True)
         hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt())
         with Session(engine) as session, session.begin():
             info = session.scalars(select(UserInfo).where(UserInfo.username == username)).first()
@@ -42,9 +56,8 @@ def set_credentials(hub_db_url: str, username: str, password: str) -> bool:
 
 
 def account_exists(hub_db_url: str, username: str) -> bool:
-    engine = create_engine(hub_db_url)
+    engine = _hub_engine(hub_db_url)
     try:
-        UserInfo.__table__.create(engine, checkfirst=True)
         with Session(engine) as session:
             return session.scalars(select(UserInfo).where(UserInfo.username == username)).first() is not None
     finally:

@@ -100,7 +100,8 @@ class SkriptoteketService(Application):
         self.engine = create_engine(
             self.db_url, pool_size=self.db_pool_size, max_overflow=self.db_max_overflow, timeout=self.db_timeout
         )
-        hub_auth = HubOAuth(parent=self, cache_max_age=60)
+        # The singleton: the OAuth callback handler looks it up with HubOAuth.instance().
+        hub_auth = HubOAuth.instance(parent=self, cache_max_age=60)
         prefix = self.base_url
         handlers = [(url_path_join(prefix, pattern), handler) for pattern, handler in default_handlers]
         handlers.append((url_path_join(prefix, "static/(.*)"), web.StaticFileHandler, {"path": str(HERE / "static")}))

@@ -12,6 +12,8 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,16 +109,22 @@ class Platform:
     def hub_command(self) -> list[str]:
         return [sys.executable, "-m", "jupyterhub", "-f", str(ROOT / "hub_config" / "jupyterhub_config.py")]
 
-    def bootstrap_admin(self, name: str) -> str | None:
-        """Create the bootstrap admin once. Returns a generated password to print, or None."""
+    def bootstrap_admin(self, name: str) -> str:
+        """Create the bootstrap admin once, and say how to log in."""
         from .accounts import account_exists, generate_password, set_credentials
 
         if account_exists(self.hub_db_url(), name):
-            return None
+            return f"Log in as '{name}' with the password set when the account was created."
         password = os.environ.get("SKRIPTOTEKET_ADMIN_PASSWORD")
-        generated = None if password else generate_password()
-        set_credentials(self.hub_db_url(), name, password or generated)
-        return generated
+        if password:
+            set_credentials(self.hub_db_url(), name, password)
+            return f"Log in as '{name}' with the password from SKRIPTOTEKET_ADMIN_PASSWORD."
+        password = generate_password()
+        set_credentials(self.hub_db_url(), name, password)
+        return (
+            f"Log in as '{name}' with the password: {password}\n"
+            "(It is shown only this once; set SKRIPTOTEKET_ADMIN_PASSWORD before the first start to choose one.)"
+        )
 
     def up(self, admin: str) -> int:
         if not Path(self.proxy_command()).exists() and not shutil.which(self.proxy_command()):
@@ -126,25 +134,34 @@ class Platform:
         self.start_postgres()
         try:
             self.migrate()
-            generated = self.bootstrap_admin(admin)
+            how_to_log_in = self.bootstrap_admin(admin)
             env = self.hub_env(admin)
             if env["SKRIPTOTEKET_SPAWNER"] == "demo":
                 print(DEMO_WARNING, flush=True)
-            print(f"Skriptoteket is starting at {self.bind_url}/", flush=True)
-            if generated:
-                print(f"Log in as '{admin}' with the password: {generated}", flush=True)
-                print("(This password is shown only once; set SKRIPTOTEKET_ADMIN_PASSWORD to choose one.)", flush=True)
-            else:
-                print(f"Log in as '{admin}' with the password you chose at the first start.", flush=True)
-            print(f"Data is kept in {self.home}. Press Ctrl-C to stop.", flush=True)
-            return self._run_hub(env)
+            banner = (
+                f"\nSkriptoteket is running at {self.bind_url}/\n{how_to_log_in}\n"
+                f"Data is kept in {self.home}. Press Ctrl-C to stop.\n"
+            )
+            return self._run_hub(env, banner)
         finally:
             if self.uses_embedded_postgres():
                 self.postgres.stop()
                 print("Stopped PostgreSQL.", flush=True)
 
-    def _run_hub(self, env: dict[str, str]) -> int:
+    def _wait_until_ready(self, hub: subprocess.Popen, timeout: float = 120) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and hub.poll() is None:
+            try:
+                with urllib.request.urlopen(self.bind_url.rstrip("/") + "/hub/health", timeout=2):
+                    return True
+            except OSError:
+                time.sleep(0.3)
+        return False
+
+    def _run_hub(self, env: dict[str, str], banner: str) -> int:
         hub = subprocess.Popen(self.hub_command(), env=env, cwd=str(self.home))
+        if self._wait_until_ready(hub):
+            print(banner, flush=True)
 
         def forward(signum, _frame):
             if hub.poll() is None:
