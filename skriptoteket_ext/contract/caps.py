@@ -55,6 +55,8 @@ class Caps:
             # bool is an int in Python; a cap of True is surely a config mistake
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"cap {f.name} must be a positive integer, got {value!r}")
+        if self.payload_max_bytes < 1024:  # the bare envelope must always fit (normalize.fit_budget)
+            raise ValueError("cap payload_max_bytes must be at least 1024")
 
     @classmethod
     def from_dict(cls, overrides: Mapping[str, Any] | None = None) -> "Caps":

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..i18n import translate
+from .canonical import short
 
 
 def pointer(*parts: str | int) -> str:
@@ -38,5 +39,5 @@ class Issue:
 def quoted_list(values, limit: int = 10) -> str:
     """'a', 'b' (+3 more): names inside messages stay short however many there are."""
     values = list(values)
-    shown = ", ".join(f"'{v}'" for v in values[:limit])
-    return shown + (f" (+{len(values) - limit})" if len(values) > limit else "")
+    shown = ", ".join(f"'{short(v)}'" for v in values[:limit])
+    return shown + (f" (+{len(values) - limit} more)" if len(values) > limit else "")

@@ -58,8 +58,3 @@ def system_notice(category: str, details: list[str]) -> dict:
             text += f" (+{len(details) - EXAMPLES} more)"
     return {"kind": "notice", "level": "warning", "message": text + ".", "system": True}
 
-
-def examples(items: list[str]) -> str:
-    """'a', 'b', 'c' +2 more — the form §4 asks for when listing dropped prefill entries."""
-    shown = ", ".join(items[:EXAMPLES])
-    return shown + (f" +{len(items) - EXAMPLES} more" if len(items) > EXAMPLES else "")
