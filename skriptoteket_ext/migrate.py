@@ -22,7 +22,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, pool
+from sqlalchemy import MetaData, create_engine, pool
 from sqlalchemy.engine import URL, Connection
 
 from .tables import SCHEMA, metadata
@@ -111,7 +111,7 @@ def is_up_to_date(url: str | URL | Connection) -> bool:
     return current(url) == head()
 
 
-def compare(url: str | URL | Connection) -> list:
+def compare(url: str | URL | Connection, target: MetaData | None = None) -> list:
     """Differences between ``tables.metadata`` and the database, as alembic's autogenerate sees them.
 
     Empty when the migrations and tables.py agree (the integration test asserts it after upgrading).
@@ -121,7 +121,7 @@ def compare(url: str | URL | Connection) -> list:
     engine = create_engine(url, poolclass=pool.NullPool, connect_args=COMPARE_CONNECT_ARGS)
     try:
         with engine.connect() as connection:
-            return _compare(connection)
+            return _compare(connection, metadata if target is None else target)
     finally:
         engine.dispose()
 
@@ -131,7 +131,7 @@ def compare(url: str | URL | Connection) -> list:
 COMPARE_CONNECT_ARGS = {"options": "-c search_path=public"}
 
 
-def _compare(connection: Connection) -> list:
+def _compare(connection: Connection, target: MetaData) -> list:
     ctx = MigrationContext.configure(
         connection,
         opts={
@@ -143,4 +143,4 @@ def _compare(connection: Connection) -> list:
             "compare_server_default": True,
         },
     )
-    return compare_metadata(ctx, metadata)
+    return compare_metadata(ctx, target)
