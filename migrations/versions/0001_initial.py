@@ -454,7 +454,8 @@ def upgrade() -> None:
 def _seed_taxonomy() -> None:
     # The rows are written out here (not imported from tables.py) so this revision stays what it was.
     taxonomy = sa.table(
-        'professions', sa.column('slug'), sa.column('label_en'), sa.column('label_sv'), sa.column('sort_order'),
+        'professions', sa.column('slug', sa.Text), sa.column('label_en', sa.Text), sa.column('label_sv', sa.Text),
+        sa.column('sort_order', sa.Integer),
         schema=SCHEMA,
     )
     op.bulk_insert(taxonomy, [
@@ -465,7 +466,8 @@ def _seed_taxonomy() -> None:
         {'slug': 'shared', 'label_en': 'Shared', 'label_sv': 'Gemensamt', 'sort_order': 50},
     ])
     taxonomy = sa.table(
-        'categories', sa.column('slug'), sa.column('label_en'), sa.column('label_sv'), sa.column('sort_order'),
+        'categories', sa.column('slug', sa.Text), sa.column('label_en', sa.Text), sa.column('label_sv', sa.Text),
+        sa.column('sort_order', sa.Integer),
         schema=SCHEMA,
     )
     op.bulk_insert(taxonomy, [

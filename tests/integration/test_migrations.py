@@ -362,3 +362,11 @@ def test_upgrade_on_an_open_connection(fresh_db_url, engine):
         migrate.upgrade(conn)
         assert migrate.current(conn) == "0001"
     assert migrate.is_up_to_date(fresh_db_url)
+
+
+def test_offline_sql_script_for_dbas(capsys):
+    migrate.upgrade("postgresql+psycopg://nobody@localhost/none", sql=True)  # no connection is made
+    sql = capsys.readouterr().out
+    assert 'CREATE SCHEMA IF NOT EXISTS "skriptoteket"' in sql
+    assert "CREATE UNIQUE INDEX uq_tool_versions_one_active" in sql and "WHERE state = 'active'" in sql
+    assert "INSERT INTO skriptoteket.professions" in sql and "Skoladministratör" in sql
