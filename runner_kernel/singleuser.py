@@ -1,0 +1,444 @@
+"""Standalone Voila with preheated kernels as a JupyterHub single-user server, under hub OAuth.
+
+Run as ``python -m runner_kernel.singleuser [--notebook PATH] [--template NAME] [--pool-size N]``, normally as
+the hub's ``Spawner.cmd``. Everything that comes from the hub comes from the environment the spawner sets
+(``JUPYTERHUB_SERVICE_URL``, ``JUPYTERHUB_SERVICE_PREFIX``, ``JUPYTERHUB_API_TOKEN``, ...), exactly as for
+``jupyterhub-singleuser``. Why this exists: Voila's preheated kernel pool works only in the standalone ``voila``
+application, not as a jupyter-server extension under ``jupyterhub-singleuser``. docs/voila-server.md explains
+the design, the knobs and the measured figures.
+
+What this adds to ``voila.app.Voila``:
+
+- hub OAuth through :class:`HubIdentityProvider` (anonymous -> hub login, other users -> 403);
+- activity reports to the hub (``JUPYTERHUB_ACTIVITY_URL``), so the hub's idle culler works;
+- explicit websocket / body size limits (a 20 MB widget upload fits), idle-kernel culling;
+- ``{prefix}ready``: a readiness probe that never executes the notebook;
+- kernels that never see the server's hub token; each page's kernel gets the viewing user's own OAuth token
+  (``HTTP_SKRIPTOTEKET_USER_TOKEN``) through Voila's request-info channel, which is served on a private
+  loopback port instead of the proxied one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import json
+import os
+import random
+import sys
+import time
+from datetime import timezone
+from pathlib import Path
+from urllib.parse import urlparse
+
+_T0 = time.monotonic()
+
+import tornado.web  # noqa: E402
+from jupyter_core.paths import jupyter_config_path  # noqa: E402
+from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager  # noqa: E402
+from jupyter_server.utils import url_path_join  # noqa: E402
+from jupyterhub._version import __version__ as jupyterhub_version  # noqa: E402
+from jupyterhub.singleuser.extension import (  # noqa: E402
+    JupyterHubAuthorizer,
+    JupyterHubIdentityProvider,
+)
+from jupyterhub.utils import isoformat  # noqa: E402
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest  # noqa: E402
+from tornado.httpserver import HTTPServer  # noqa: E402
+from tornado.ioloop import IOLoop  # noqa: E402
+from tornado.netutil import bind_sockets  # noqa: E402
+from traitlets import Bool, Integer, List, Unicode, default  # noqa: E402
+from traitlets.config import Config  # noqa: E402
+from voila.app import Voila  # noqa: E402
+from voila.request_info_handler import RequestInfoSocketHandler  # noqa: E402
+from voila.tornado.handler import TornadoVoilaHandler  # noqa: E402
+from voila.utils import ENV_VARIABLE  # noqa: E402
+
+MiB = 1024 * 1024
+
+#: Request header the server sets (never the client) to carry the viewer's OAuth token to the page's kernel.
+USER_TOKEN_HEADER = "Skriptoteket-User-Token"
+#: The name the kernel sees it under (Voila's CGI-style mapping of ``http_header_envs``).
+USER_TOKEN_ENV = "HTTP_" + USER_TOKEN_HEADER.upper().replace("-", "_")
+
+DEFAULT_NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "tool_app.ipynb"
+
+#: Environment variables that never reach a kernel (fnmatch patterns, case-sensitive).
+DEFAULT_KERNEL_ENV_DENYLIST = [
+    "JUPYTERHUB_API_TOKEN",
+    "JPY_API_TOKEN",
+    "JUPYTERHUB_CRYPT_KEY",
+    "JUPYTERHUB_COOKIE_SECRET",
+    "JPY_COOKIE_SECRET",
+    "CONFIGPROXY_AUTH_TOKEN",
+    "*_TOKEN",
+    "*_SECRET",
+    "*SECRET_KEY*",
+    "*PASSWORD*",
+    "*_API_KEY",
+]
+
+
+def _utcnow():
+    from datetime import datetime
+
+    return datetime.now(timezone.utc)
+
+
+def _exclude_home(paths):
+    home = os.path.expanduser("~/")
+    return [p for p in paths if not p.startswith(home)]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Authentication
+
+
+class HubIdentityProvider(JupyterHubIdentityProvider):
+    """JupyterHub's single-user identity provider, adapted to the standalone Voila application.
+
+    Voila constructs its identity provider with a ``token=`` argument (its own token auth), which collides with
+    the hub provider's read-only ``token`` property: accept and ignore it. Voila also registers the provider's
+    handlers without its ``base_url``, so prefix them here.
+    """
+
+    def __init__(self, token=None, **kwargs):
+        super().__init__(**kwargs)
+
+    def get_handlers(self):
+        base_url = self.parent.base_url if self.parent is not None else "/"
+        return [(url_path_join(base_url, path), *rest) for path, *rest in super().get_handlers()]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Kernels
+
+
+class ScrubbedKernelManager(AsyncMappingKernelManager):
+    """Kernel manager that starts every kernel with a scrubbed environment.
+
+    Voila builds kernel environments from ``os.environ`` in two places (the preheat pool and the cold path);
+    both go through ``start_kernel``, so this is the one place that decides what a kernel sees. It also points
+    the kernel's ``wait_for_request()`` at the private request-info listener.
+    """
+
+    env_denylist = List(
+        Unicode(),
+        default_value=DEFAULT_KERNEL_ENV_DENYLIST,
+        config=True,
+        help="fnmatch patterns of environment variables kernels must never see.",
+    )
+    env_allowlist = List(
+        Unicode(),
+        default_value=[USER_TOKEN_ENV],
+        config=True,
+        help="Names exempt from env_denylist (the viewer's own token, on the cold-kernel path).",
+    )
+
+    def scrub_env(self, env: dict) -> dict:
+        return {
+            k: v
+            for k, v in env.items()
+            if k in self.env_allowlist or not any(fnmatch.fnmatchcase(k, p) for p in self.env_denylist)
+        }
+
+    async def start_kernel(self, *, kernel_id=None, path=None, **kwargs):
+        env = self.scrub_env(dict(kwargs.get("env") or os.environ))
+        port = getattr(self.parent, "request_info_port", None)
+        if port:
+            env[ENV_VARIABLE.VOILA_APP_IP] = "127.0.0.1"
+            env[ENV_VARIABLE.VOILA_APP_PORT] = str(port)
+            env[ENV_VARIABLE.VOILA_WS_PROTOCOL] = "ws"
+            env[ENV_VARIABLE.VOILA_WS_BASE_URL] = "/"
+        kwargs["env"] = env
+        return await super().start_kernel(kernel_id=kernel_id, path=path, **kwargs)
+
+    async def shutdown_kernel(self, kernel_id, *args, **kwargs):
+        # request info (with the viewer's token) for a kernel that never collected it must not linger
+        RequestInfoSocketHandler._cache.pop(kernel_id, None)
+        return await super().shutdown_kernel(kernel_id, *args, **kwargs)
+
+
+class PrivateRequestInfoHandler(RequestInfoSocketHandler):
+    """Voila's request-info websocket, served only on the private loopback listener.
+
+    Upstream keeps every payload in a class-level cache forever; drop it once delivered.
+    """
+
+    def open(self, kernel_id: str) -> None:
+        super().open(kernel_id)
+        RequestInfoSocketHandler._cache.pop(kernel_id, None)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Handlers
+
+
+class ToolPageHandler(TornadoVoilaHandler):
+    """The notebook page. Hands the viewer's OAuth token to this page's kernel, and records activity."""
+
+    @tornado.web.authenticated
+    async def get(self, path=None):
+        self.settings["page_last_activity"] = _utcnow()
+        # only the server may set this header; a client-sent copy is discarded
+        if USER_TOKEN_HEADER in self.request.headers:
+            del self.request.headers[USER_TOKEN_HEADER]
+        if self.settings.get("skriptoteket_pass_user_token"):
+            token = self.identity_provider.hub_auth.get_token(self)
+            if token:
+                self.request.headers[USER_TOKEN_HEADER] = token
+        await super().get(path)
+
+
+class ReadyHandler(tornado.web.RequestHandler):
+    """``{prefix}ready``: cheap readiness probe; never executes the notebook, needs no login.
+
+    200 with the pool state; with ``?warm=1``, 503 until at least one preheated kernel is ready.
+    """
+
+    def initialize(self, app):
+        self.voila_app = app
+
+    def get(self):
+        warm = self.voila_app.warm_kernels()
+        body = {
+            "status": "ok",
+            "uptime": round(time.monotonic() - _T0, 3),
+            "warm_kernels": warm,
+            "pool_size": self.voila_app.voila_configuration.default_pool_size,
+        }
+        if self.get_argument("warm", "") not in ("", "0") and warm < 1:
+            self.set_status(503)
+            body["status"] = "warming"
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps(body))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The application
+
+
+class SkriptoteketVoila(Voila):
+    name = "skriptoteket-voila"
+    description = "Skriptoteket's single-user server: standalone Voila with preheated kernels under hub OAuth."
+
+    aliases = {
+        **Voila.aliases,
+        "notebook": "Voila.notebook_path",
+        "pool-size": "VoilaConfiguration.default_pool_size",
+        "max-message-size": "SkriptoteketVoila.max_message_size",
+        "cull-idle-timeout": "MappingKernelManager.cull_idle_timeout",
+        "cull-interval": "MappingKernelManager.cull_interval",
+        "cull-connected": "MappingKernelManager.cull_connected",
+        "activity-interval": "SkriptoteketVoila.hub_activity_interval",
+    }
+    flags = {
+        **Voila.flags,
+        "allow-root": ({"SkriptoteketVoila": {}}, "Accepted for compatibility; Voila runs as root anyway."),
+        "no-user-token": (
+            {"SkriptoteketVoila": {"pass_user_token": False}},
+            "Do not hand the viewer's OAuth token to page kernels.",
+        ),
+    }
+
+    max_message_size = Integer(
+        32 * MiB,
+        config=True,
+        help="""Largest websocket message (and HTTP body) accepted, in bytes. The default fits a 20 MiB file
+        uploaded through an ipywidgets FileUpload plus base64/JSON overhead (20 MiB * 4/3 = 26.7 MiB).""",
+    )
+    pass_user_token = Bool(
+        True,
+        config=True,
+        help=f"Give each page's kernel the viewing user's hub OAuth token as ${USER_TOKEN_ENV}.",
+    )
+    hub_activity_url = Unicode(config=True, help="Where to POST activity (default $JUPYTERHUB_ACTIVITY_URL).")
+    hub_activity_interval = Integer(
+        config=True, help="Seconds between activity reports (default $JUPYTERHUB_ACTIVITY_INTERVAL or 300)."
+    )
+    hub_server_name = Unicode(config=True, help="This server's name (default $JUPYTERHUB_SERVER_NAME).")
+
+    @default("hub_activity_url")
+    def _default_activity_url(self):
+        return os.environ.get("JUPYTERHUB_ACTIVITY_URL", "")
+
+    @default("hub_activity_interval")
+    def _default_activity_interval(self):
+        return int(os.environ.get("JUPYTERHUB_ACTIVITY_INTERVAL") or 300)
+
+    @default("hub_server_name")
+    def _default_server_name(self):
+        return os.environ.get("JUPYTERHUB_SERVER_NAME", "")
+
+    @default("config_file_paths")
+    def _config_file_paths_default(self):
+        # never read voila.py from the working directory or the user's home (the user's files)
+        return _exclude_home(jupyter_config_path())
+
+    request_info_port = None
+    _request_info_sockets = ()
+    _hub_api_token = ""
+    _last_activity_sent = None
+
+    # ---- configuration -------------------------------------------------------------------------------------
+
+    def _defaults(self) -> Config:
+        c = Config()
+        c.Voila.open_browser = False
+        c.Voila.port_retries = 0
+        c.Voila.notebook_path = str(DEFAULT_NOTEBOOK)
+        c.Voila.identity_provider_class = HubIdentityProvider
+        c.Voila.authorizer_class = JupyterHubAuthorizer
+        c.VoilaConfiguration.preheat_kernel = True
+        c.VoilaConfiguration.default_pool_size = 1
+        c.VoilaConfiguration.show_tracebacks = False
+        c.VoilaConfiguration.multi_kernel_manager_class = ScrubbedKernelManager
+        c.VoilaConfiguration.http_header_envs = [USER_TOKEN_HEADER]
+        c.MappingKernelManager.cull_idle_timeout = 600
+        c.MappingKernelManager.cull_interval = 60
+        c.MappingKernelManager.cull_connected = False
+        return c
+
+    def initialize(self, argv=None):
+        self.update_config(self._defaults())  # lowest priority: config files and the command line win
+        super().initialize(argv)
+        headers = list(self.voila_configuration.http_header_envs)
+        if USER_TOKEN_HEADER not in headers:
+            self.voila_configuration.http_header_envs = [*headers, USER_TOKEN_HEADER]
+        self._load_hub_environment()
+
+    def _load_hub_environment(self):
+        """Take host, port and prefix from the hub; move the hub token out of the process environment."""
+        service_url = os.environ.get("JUPYTERHUB_SERVICE_URL")
+        if service_url:
+            url = urlparse(service_url)
+            self.ip = url.hostname or ""
+            self.port = url.port or (443 if url.scheme == "https" else 80)
+        prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
+        if prefix:
+            self.base_url = prefix if prefix.endswith("/") else prefix + "/"
+        self._hub_api_token = os.environ.get("JUPYTERHUB_API_TOKEN") or os.environ.get("JPY_API_TOKEN") or ""
+        if self._hub_api_token:
+            self.config.HubOAuth.api_token = self._hub_api_token
+        # no subprocess of this server (kernels included) inherits the server's credentials
+        for name in ("JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN"):
+            os.environ.pop(name, None)
+
+    def init_settings(self):
+        # the private loopback listener for request info must exist before the pool starts kernels
+        self._request_info_sockets = bind_sockets(0, "127.0.0.1")
+        self.request_info_port = self._request_info_sockets[0].getsockname()[1]
+        self.tornado_settings = {
+            **self.tornado_settings,
+            "websocket_max_message_size": self.max_message_size,
+            "skriptoteket_pass_user_token": self.pass_user_token,
+            "headers": {
+                "X-JupyterHub-Version": jupyterhub_version,
+                # same-origin embedding only (the catalog may frame a tool); never other sites
+                "Content-Security-Policy": "frame-ancestors 'self'",
+                **self.tornado_settings.get("headers", {}),
+            },
+            "xsrf_cookies": False,  # HubOAuth patches jupyter_server's own xsrf checks in
+        }
+        settings = super().init_settings()
+        settings["started"] = _utcnow()
+        settings["page_last_activity"] = settings["started"]
+        return settings
+
+    def init_handlers(self):
+        handlers = []
+        for spec in super().init_handlers():
+            pattern, handler_class, *rest = spec
+            if handler_class is RequestInfoSocketHandler:
+                continue  # served on the private listener only
+            if handler_class is TornadoVoilaHandler:
+                spec = (pattern, ToolPageHandler, *rest)
+            handlers.append(spec)
+        ready = (url_path_join(self.server_url, "ready"), ReadyHandler, {"app": self})
+        return [ready, *handlers]
+
+    # ---- pool state and activity ---------------------------------------------------------------------------
+
+    def warm_kernels(self) -> int:
+        """Pooled kernels that have run the notebook up to ``wait_for_request()`` (or to its end)."""
+        warm = 0
+        for pool in getattr(self.kernel_manager, "_pools", {}).values():
+            for task in pool:
+                if not task.done() or task.exception():
+                    continue
+                content = task.result()
+                if content["kernel_id"] in RequestInfoSocketHandler._waiters or content["task"].done():
+                    warm += 1
+        return warm
+
+    def last_activity(self):
+        km = self.kernel_manager
+        times = [self.app.settings["started"], km.last_kernel_activity]
+        times += [v for k, v in self.app.settings.items() if k.endswith("_last_activity") and v]
+        return max(t if t.tzinfo else t.replace(tzinfo=timezone.utc) for t in times)
+
+    async def notify_activity(self):
+        last = self.last_activity()
+        if self._last_activity_sent and last <= self._last_activity_sent:
+            return
+        stamp = isoformat(last)
+        body = {"servers": {self.hub_server_name: {"last_activity": stamp}}, "last_activity": stamp}
+        request = HTTPRequest(
+            self.hub_activity_url,
+            method="POST",
+            headers={"Authorization": f"token {self._hub_api_token}", "Content-Type": "application/json"},
+            body=json.dumps(body),
+            request_timeout=20,
+        )
+        await AsyncHTTPClient().fetch(request)
+        self._last_activity_sent = last
+        self.log.debug("Reported activity %s to the hub", stamp)
+
+    async def keep_activity_updated(self):
+        if not (self.hub_activity_url and self.hub_activity_interval and self._hub_api_token):
+            self.log.warning("Hub activity reports disabled (no JUPYTERHUB_ACTIVITY_URL or token)")
+            return
+        self.log.info("Reporting activity to the hub every %s s", self.hub_activity_interval)
+        while True:
+            try:
+                await self.notify_activity()
+            except Exception as e:  # the hub may be restarting; try again next round
+                self.log.error("Error reporting activity to the hub: %s", e)
+            await asyncio.sleep(self.hub_activity_interval * (1 + 0.2 * (random.random() - 0.5)))
+
+    # ---- serving -------------------------------------------------------------------------------------------
+
+    def listen(self):
+        limits = {"max_body_size": self.max_message_size, "max_buffer_size": max(self.max_message_size, 100 * MiB)}
+        self.app.listen(self.port, self.ip, xheaders=True, **limits)
+        private = tornado.web.Application(
+            [(r"/voila/query/(?P<kernel_id>\w+-\w+-\w+-\w+-\w+)", PrivateRequestInfoHandler)]
+        )
+        HTTPServer(private).add_sockets(self._request_info_sockets)
+        self.log.info(
+            "Skriptoteket Voila at http://%s:%i%s serving %s (pool %s), listening after %.2f s",
+            self.ip or "*",
+            self.port,
+            self.base_url,
+            self.notebook_path,
+            self.voila_configuration.default_pool_size,
+            time.monotonic() - _T0,
+        )
+        self.ioloop = IOLoop.current()
+        self._activity_task = self.ioloop.asyncio_loop.create_task(self.keep_activity_updated())
+        try:
+            self.ioloop.start()
+        except KeyboardInterrupt:
+            self.log.info("Stopping...")
+        finally:
+            self._activity_task.cancel()
+            self.stop()
+
+
+def main(argv=None):
+    SkriptoteketVoila.launch_instance(argv=argv)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
