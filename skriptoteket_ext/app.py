@@ -14,7 +14,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from jupyterhub.services.auth import HubOAuth
 from jupyterhub.utils import url_path_join
 from tornado import web
 from tornado.httpserver import HTTPServer
@@ -24,6 +23,7 @@ from traitlets.config import Application
 from . import __version__
 from .db import create_engine
 from .handlers import default_handlers, fallback_handler
+from .hubauth import service_oauth_class
 from .i18n import LANGUAGES
 
 HERE = Path(__file__).parent
@@ -101,7 +101,7 @@ class SkriptoteketService(Application):
             self.db_url, pool_size=self.db_pool_size, max_overflow=self.db_max_overflow, timeout=self.db_timeout
         )
         # The singleton: the OAuth callback handler looks it up with HubOAuth.instance().
-        hub_auth = HubOAuth.instance(parent=self, cache_max_age=60)
+        hub_auth = service_oauth_class().instance(parent=self, cache_max_age=60)
         prefix = self.base_url
         handlers = [(url_path_join(prefix, pattern), handler) for pattern, handler in default_handlers]
         handlers.append((url_path_join(prefix, "static/(.*)"), web.StaticFileHandler, {"path": str(HERE / "static")}))
@@ -116,7 +116,8 @@ class SkriptoteketService(Application):
             skriptoteket=self,
             jinja2_env=jinja_env,
             cookie_secret=self.cookie_secret(),
-            xsrf_cookies=True,
+            # No tornado-level xsrf check: HubOAuth checks xsrf itself when a request is authenticated by
+            # its cookie (token-authenticated API calls need none), as JupyterHub's own services do.
             static_path=str(HERE / "static"),
             static_url_prefix=url_path_join(prefix, "static/"),
             login_url=hub_auth.login_url,

@@ -22,6 +22,7 @@ STATUS_CODES = {
     422: "invalid",
     429: "rate_limited",
     500: "internal_error",
+    502: "unavailable",
     503: "unavailable",
 }
 

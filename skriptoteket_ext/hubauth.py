@@ -32,3 +32,22 @@ def patch_native_authenticator() -> None:
         from nativeauthenticator import handlers
 
         handlers.LoginHandler.statsd = _NoStatsd()
+
+
+def service_oauth_class():
+    """HubOAuth that never caches a failed identification.
+
+    While the hub's database is down, the hub answers token checks with "no such user"; JupyterHub's client
+    would remember that for ``cache_max_age`` and keep refusing a valid token after the database returned.
+    Successful identifications are still cached.
+    """
+    from jupyterhub.services.auth import HubOAuth
+
+    class ServiceOAuth(HubOAuth):
+        async def _check_hub_authorization(self, url, api_token, cache_key=None, use_cache=True):
+            model = await super()._check_hub_authorization(url, api_token, cache_key, use_cache)
+            if model is None and use_cache and cache_key is not None:
+                self.cache.pop(cache_key, None)
+            return model
+
+    return ServiceOAuth

@@ -1,6 +1,6 @@
 """Tornado handlers, grouped by resource. ``default_handlers`` is the service's whole URL map."""
 
-from . import base, health, pages
+from . import base, health, me, pages
 
-default_handlers = [*health.default_handlers, *pages.default_handlers]
+default_handlers = [*health.default_handlers, *me.default_handlers, *pages.default_handlers]
 fallback_handler = base.NotFoundHandler

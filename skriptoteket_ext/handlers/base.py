@@ -7,7 +7,10 @@ import re
 import traceback
 import uuid
 
+import psycopg
 from jupyterhub.services.auth import HubOAuthenticated
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 from tornado import web
 
 from .. import __version__
@@ -28,6 +31,13 @@ SECURITY_HEADERS = {
         "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
     ),
 }
+
+
+def is_database_outage(exc: BaseException | None) -> bool:
+    """A lost or refused database connection: the client gets a 503 to retry, not a 500."""
+    if isinstance(exc, (OperationalError, SATimeoutError, psycopg.OperationalError)):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 class BaseHandler(HubOAuthenticated, web.RequestHandler):
@@ -57,6 +67,8 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         for name, value in SECURITY_HEADERS.items():
             self.set_header(name, value)
         self.set_header("Cache-Control", "no-store")
+        if hasattr(self, "correlation_id"):  # error responses start from a cleared set of headers
+            self.set_header("X-Correlation-ID", self.correlation_id)
 
     def set_correlation_id(self) -> None:
         """Reuse the caller's correlation id when it is well-formed, so one id follows a request through."""
@@ -140,13 +152,17 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     def send_error(self, status_code: int = 500, **kwargs) -> None:
         # ApiError carries its own status; tornado would otherwise report every exception as a 500.
         exc_info = kwargs.get("exc_info")
-        if exc_info and isinstance(exc_info[1], ApiError):
+        if exc_info and is_database_outage(exc_info[1]):
+            kwargs["exc_info"] = (ApiError, ApiError(503, "db_unavailable"), None)
+            status_code = 503
+        elif exc_info and isinstance(exc_info[1], ApiError):
             status_code = exc_info[1].status
         super().send_error(status_code, **kwargs)
 
     def write_error(self, status_code: int, **kwargs) -> None:
         if not hasattr(self, "correlation_id"):
             self.correlation_id = uuid.uuid4().hex
+            self.set_header("X-Correlation-ID", self.correlation_id)
         status, code, message, details = self.error_parts(status_code, kwargs.get("exc_info"))
         self.clear_header("Content-Type")
         self.set_status(status)
