@@ -193,7 +193,7 @@ def check_file_count(file_field: dict | None, count: int, caps: Caps = DEFAULT_C
 
 
 def validate_action_input(
-    offered_actions: list[dict] | None, action_id: Any, values: Any
+    offered_actions: list[dict] | None, action_id: Any, values: Any, *, caps: Caps = DEFAULT_CAPS
 ) -> tuple[dict[str, Any], list[Issue]]:
     """Check a follow-up action against the ``next_actions`` of the session's last run (normalized payload).
 
@@ -203,7 +203,7 @@ def validate_action_input(
     for action in offered_actions or ():
         if isinstance(action, dict) and isinstance(action_id, str) and action.get("action_id") == action_id:
             fields = [f for f in action.get("fields") or () if isinstance(f, dict) and f.get("kind") != "file"]
-            return normalize_inputs(fields, values, 0)
+            return normalize_inputs(fields, values, 0, caps=caps)
     return {}, [Issue("/action_id", "contract.action.not_offered")]
 
 

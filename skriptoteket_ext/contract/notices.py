@@ -32,6 +32,7 @@ CATEGORIES = {
     "payload": "the result was too large to show in full",
 }
 EXAMPLES = 3
+DETAIL_CHARS = 200  # details may quote tool text (labels, ids); a notice must stay small regardless
 
 
 class Notices:
@@ -41,7 +42,7 @@ class Notices:
     def add(self, category: str, detail: str | None = None) -> None:
         details = self._details.setdefault(category, [])
         if detail is not None:
-            details.append(detail)
+            details.append(detail if len(detail) <= DETAIL_CHARS else detail[: DETAIL_CHARS - 1] + "…")
 
     def __contains__(self, category: str) -> bool:
         return category in self._details

@@ -68,8 +68,8 @@ def check_field(field: Any, at: tuple, *, allow_file: bool, caps: Caps = DEFAULT
         return [Issue(pointer(*at), "contract.field.not_object")]
     issues: list[Issue] = []
 
-    def add(key: str | int | tuple, code: str, **params: Any) -> None:
-        keys = key if isinstance(key, tuple) else (key,)
+    def add(where: str | int | tuple, code: str, /, **params: Any) -> None:
+        keys = where if isinstance(where, tuple) else (where,)
         issues.append(Issue(pointer(*at, *keys), code, params))
 
     if not field_name(field):

@@ -91,7 +91,8 @@ def _composition(view: Any) -> tuple[int, int]:
         items = view.get(key)
         if isinstance(items, list):
             children.extend(items)
-            layers += len(items) if key == "layer" else 0
+            if key == "layer":  # count drawn layers: a nested layer's own children are counted below
+                layers += sum(1 for item in items if not (isinstance(item, dict) and "layer" in item))
     if isinstance(view.get("spec"), dict):  # facet and repeat wrap one inner view
         children.append(view["spec"])
     if not children:
