@@ -35,7 +35,10 @@ _T0 = time.monotonic()
 
 import tornado.web  # noqa: E402
 from jupyter_core.paths import jupyter_config_path  # noqa: E402
-from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager  # noqa: E402
+from jupyter_server.services.kernels.kernelmanager import (  # noqa: E402
+    AsyncMappingKernelManager,
+    MappingKernelManager,
+)
 from jupyter_server.utils import url_path_join  # noqa: E402
 from jupyterhub._version import __version__ as jupyterhub_version  # noqa: E402
 from jupyterhub.singleuser.extension import (  # noqa: E402
@@ -47,7 +50,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest  # noqa: E402
 from tornado.httpserver import HTTPServer  # noqa: E402
 from tornado.ioloop import IOLoop  # noqa: E402
 from tornado.netutil import bind_sockets  # noqa: E402
-from traitlets import Bool, Integer, List, Unicode, default  # noqa: E402
+from traitlets import Bool, Float, Integer, List, Unicode, default  # noqa: E402
 from traitlets.config import Config  # noqa: E402
 from voila.app import Voila  # noqa: E402
 from voila.request_info_handler import RequestInfoSocketHandler  # noqa: E402
@@ -223,6 +226,7 @@ class SkriptoteketVoila(Voila):
     name = "skriptoteket-voila"
     description = "Skriptoteket's single-user server: standalone Voila with preheated kernels under hub OAuth."
 
+    classes = [*Voila.classes, MappingKernelManager, ScrubbedKernelManager]
     aliases = {
         **Voila.aliases,
         "notebook": "Voila.notebook_path",
@@ -232,6 +236,7 @@ class SkriptoteketVoila(Voila):
         "cull-interval": "MappingKernelManager.cull_interval",
         "cull-connected": "MappingKernelManager.cull_connected",
         "activity-interval": "SkriptoteketVoila.hub_activity_interval",
+        "fill-delay": "SkriptoteketVoila.fill_delay",
     }
     flags = {
         **Voila.flags,
@@ -247,6 +252,12 @@ class SkriptoteketVoila(Voila):
         config=True,
         help="""Largest websocket message (and HTTP body) accepted, in bytes. The default fits a 20 MiB file
         uploaded through an ipywidgets FileUpload plus base64/JSON overhead (20 MiB * 4/3 = 26.7 MiB).""",
+    )
+    fill_delay = Float(
+        0.1,
+        config=True,
+        help="""Seconds before a used pool kernel is replaced (Voila's default is 1 s). A request that finds the
+        pool empty waits for the replacement, so this delay is added to it.""",
     )
     pass_user_token = Bool(
         True,
@@ -311,10 +322,13 @@ class SkriptoteketVoila(Voila):
     def _load_hub_environment(self):
         """Take host, port and prefix from the hub; move the hub token out of the process environment."""
         service_url = os.environ.get("JUPYTERHUB_SERVICE_URL")
-        if service_url:
-            url = urlparse(service_url)
-            self.ip = url.hostname or ""
-            self.port = url.port or (443 if url.scheme == "https" else 80)
+        if not service_url or not os.environ.get("JUPYTERHUB_API_URL"):
+            # without the hub there is no authentication at all: refuse, like jupyterhub-singleuser
+            self.log.critical("Missing $JUPYTERHUB_SERVICE_URL / $JUPYTERHUB_API_URL: run me from a JupyterHub spawner")
+            self.exit(1)
+        url = urlparse(service_url)
+        self.ip = url.hostname or ""
+        self.port = url.port or (443 if url.scheme == "https" else 80)
         prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
         if prefix:
             self.base_url = prefix if prefix.endswith("/") else prefix + "/"
@@ -341,6 +355,7 @@ class SkriptoteketVoila(Voila):
             },
             "xsrf_cookies": False,  # HubOAuth patches jupyter_server's own xsrf checks in
         }
+        self.config.VoilaKernelManager.fill_delay = self.fill_delay  # the pool class Voila generates
         settings = super().init_settings()
         settings["started"] = _utcnow()
         settings["page_last_activity"] = settings["started"]
@@ -417,12 +432,13 @@ class SkriptoteketVoila(Voila):
         )
         HTTPServer(private).add_sockets(self._request_info_sockets)
         self.log.info(
-            "Skriptoteket Voila at http://%s:%i%s serving %s (pool %s), listening after %.2f s",
+            "Skriptoteket Voila at http://%s:%i%s serving %s (pool %s, refill delay %s s), listening after %.2f s",
             self.ip or "*",
             self.port,
             self.base_url,
             self.notebook_path,
             self.voila_configuration.default_pool_size,
+            getattr(self.kernel_manager, "fill_delay", None),
             time.monotonic() - _T0,
         )
         self.ioloop = IOLoop.current()

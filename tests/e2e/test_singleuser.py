@@ -309,6 +309,47 @@ def test_owner_kernel_websocket_upgrades(alice, hub):
         ).close()
 
 
+def _kernel_msg(msg_type: str, content: dict) -> str:
+    header = {
+        "msg_id": secrets.token_hex(8),
+        "msg_type": msg_type,
+        "session": "e2e",
+        "username": "alice",
+        "date": "2026-01-01T00:00:00Z",
+        "version": "5.3",
+    }
+    return json.dumps(
+        {"header": header, "parent_header": {}, "metadata": {}, "content": content, "channel": "shell", "buffers": []}
+    )
+
+
+def test_large_widget_message_fits_through_proxy_and_server(alice, hub):
+    """A 20 MiB upload as base64 in a comm message (~27 MiB) must not drop the socket (tornado's default is 10 MiB)."""
+    _wait_warm(alice)
+    r, _ = _page(alice, "/user/alice/?tool=upload")
+    kernel_id = re.search(r'"kernelId":\s*"([0-9a-f-]{36})"', r.text).group(1)
+    path = f"/user/alice/api/kernels/{kernel_id}/channels"
+    payload = "A" * (20 * 1024 * 1024 * 4 // 3)
+    with ws_connect(
+        _ws_url(hub, path), additional_headers={"Cookie": _cookie_header(alice)}, max_size=None, open_timeout=30
+    ) as ws:
+        t0 = time.monotonic()
+        ws.send(_kernel_msg("comm_msg", {"comm_id": "no-such-comm", "data": {"b64": payload}}))
+        ws.send(_kernel_msg("kernel_info_request", {}))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            msg = json.loads(ws.recv(timeout=60))
+            if msg.get("msg_type") == "kernel_info_reply" or msg.get("header", {}).get("msg_type") == "kernel_info_reply":
+                break
+        else:
+            pytest.fail("no kernel_info_reply after the large message")
+        print(f"\n{len(payload) / 2**20:.1f} MiB comm message delivered, socket alive ({time.monotonic() - t0:.2f} s)")
+
+
+def test_kernel_culling_is_on(alice, hub):
+    assert "Culling kernels with idle durations > 600 seconds at 60 second intervals" in hub["log"].read_text()
+
+
 def test_activity_reaches_the_hub(alice, hub):
     def server_activity():
         r = alice.get("/hub/api/users/alice")

@@ -23,7 +23,7 @@ c.Authenticator.allow_all = True
 c.JupyterHub.spawner_class = "simple"
 c.SimpleLocalProcessSpawner.home_dir_template = os.path.join(env["SKT_HUB_DIR"], "home", "{username}")
 c.Spawner.cmd = [env["SKT_PYTHON"], "-m", "runner_kernel.singleuser"]
-c.Spawner.args = [f"--notebook={env['SKT_NOTEBOOK']}", "--pool-size=1", "--activity-interval=2", "--allow-root"]
+c.Spawner.args = [f"--notebook={env['SKT_NOTEBOOK']}", "--pool-size=1", "--activity-interval=2", "--allow-root", *env.get("SKT_SERVER_EXTRA_ARGS", "").split()]
 c.Spawner.start_timeout = 60
 c.Spawner.http_timeout = 60
 # What a page's kernel may do with the viewer's token: here only identify the user. The real deployment
