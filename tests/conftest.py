@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+import shutil
+import tempfile
 
 import psycopg
 import pytest
@@ -10,12 +12,20 @@ import pytest
 from skriptoteket_ext.pgserver import EmbeddedPostgres, free_port
 
 
+def private_tmpdir(prefix: str) -> str:
+    """A temporary directory outside pytest's basetemp, which a concurrent pytest session may rotate away
+    while a long-lived server still uses it."""
+    return tempfile.mkdtemp(prefix=prefix)
+
+
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory) -> EmbeddedPostgres:
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("postgres"), port=free_port())
+def pg_server() -> EmbeddedPostgres:
+    path = private_tmpdir("skr-pg-")
+    server = EmbeddedPostgres(path, port=free_port())
     server.start()
     yield server
     server.stop(mode="immediate")
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +17,8 @@ import httpx
 import pytest
 
 from skriptoteket_ext.pgserver import EmbeddedPostgres, free_port
+
+from ..conftest import private_tmpdir
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_PASSWORD = "admin-password-1"
@@ -120,11 +123,13 @@ def stop_platform(platform: RunningPlatform) -> int:
 
 
 @pytest.fixture(scope="session")
-def platform(tmp_path_factory) -> RunningPlatform:
-    running = start_platform(tmp_path_factory.mktemp("platform") / "home")
+def platform() -> RunningPlatform:
+    path = Path(private_tmpdir("skr-platform-"))
+    running = start_platform(path / "home")
     yield running
     stop_platform(running)
     running.postgres.stop(mode="immediate")
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def find_correlation_id(text: str) -> bool:

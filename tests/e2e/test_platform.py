@@ -4,10 +4,12 @@ started exactly as the README's command starts them."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
+from ..conftest import private_tmpdir
 from .conftest import start_platform, stop_platform
 
 pytestmark = [pytest.mark.hub, pytest.mark.timeout(300)]
@@ -147,8 +149,8 @@ def test_health_follows_postgres_down_and_back_without_a_restart(platform):
     assert response.status_code == 200
 
 
-def test_ctrl_c_and_a_second_start_keep_the_users(tmp_path):
-    home = tmp_path / "home"
+def test_ctrl_c_and_a_second_start_keep_the_users():
+    home = Path(private_tmpdir("skr-restart-")) / "home"
     first = start_platform(home)
     try:
         assert "Log in as 'admin' with the password from SKRIPTOTEKET_ADMIN_PASSWORD" in first.log()
