@@ -46,6 +46,7 @@ class RunOutcome:
     traceback: str | None = None  # for authors only, never for end users
     timings: dict[str, float] = field(default_factory=dict)  # queue_wait_s, prepare_s, exec_s, collect_s, total_s
     artifact_files: dict[str, Path] = field(default_factory=dict)  # artifact id -> copied file
+    kernel_pid: int | None = None  # for logs and tests: also the process group and session id it ran in
 
     @property
     def status(self) -> str:
@@ -92,7 +93,7 @@ class Runner:
         finally:
             self.pool.release(kernel)
         timings.update(prepare_s=t2 - t1, exec_s=t3 - t2, collect_s=t4 - t3, total_s=t4 - t0)
-        return RunOutcome(envelope, out.getvalue(), err.getvalue(), tb, timings, files)
+        return RunOutcome(envelope, out.getvalue(), err.getvalue(), tb, timings, files, kernel.pid)
 
     # ------------------------------------------------------------------------------------------ steps
 

@@ -53,6 +53,7 @@ from tornado.netutil import bind_sockets  # noqa: E402
 from traitlets import Bool, Float, Integer, List, Unicode, default  # noqa: E402
 from traitlets.config import Config  # noqa: E402
 from voila.app import Voila  # noqa: E402
+from voila.paths import collect_static_paths, collect_template_paths  # noqa: E402
 from voila.request_info_handler import RequestInfoSocketHandler  # noqa: E402
 from voila.tornado.handler import TornadoVoilaHandler  # noqa: E402
 from voila.utils import ENV_VARIABLE  # noqa: E402
@@ -65,6 +66,8 @@ USER_TOKEN_HEADER = "Skriptoteket-User-Token"
 USER_TOKEN_ENV = "HTTP_" + USER_TOKEN_HEADER.upper().replace("-", "_")
 
 DEFAULT_NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "tool_app.ipynb"
+#: Voila templates shipped with the project (``--template=skriptoteket``), found before the Jupyter data path.
+PROJECT_TEMPLATES = Path(__file__).resolve().parent.parent / "voila_templates"
 
 #: Environment variables that never reach a kernel (fnmatch patterns, case-sensitive).
 DEFAULT_KERNEL_ENV_DENYLIST = [
@@ -210,6 +213,10 @@ class ReadyHandler(tornado.web.RequestHandler):
             "warm_kernels": warm,
             "pool_size": self.voila_app.voila_configuration.default_pool_size,
         }
+        host = self.voila_app.runner_host
+        if host is not None:
+            body["runner_warm"] = host.pool.ready_count if host.pool is not None else 0
+            body["runner_pool_size"] = host.pool_size
         if self.get_argument("warm", "") not in ("", "0") and warm < 1:
             self.set_status(503)
             body["status"] = "warming"
@@ -237,6 +244,7 @@ class SkriptoteketVoila(Voila):
         "cull-connected": "MappingKernelManager.cull_connected",
         "activity-interval": "SkriptoteketVoila.hub_activity_interval",
         "fill-delay": "SkriptoteketVoila.fill_delay",
+        "runner-pool-size": "SkriptoteketVoila.runner_pool_size",
     }
     flags = {
         **Voila.flags,
@@ -244,6 +252,10 @@ class SkriptoteketVoila(Voila):
         "no-user-token": (
             {"SkriptoteketVoila": {"pass_user_token": False}},
             "Do not hand the viewer's OAuth token to page kernels.",
+        ),
+        "no-runner": (
+            {"SkriptoteketVoila": {"runner_enabled": False}},
+            "Do not host a tool runner (page kernels then cannot run tools).",
         ),
     }
 
@@ -263,6 +275,16 @@ class SkriptoteketVoila(Voila):
         True,
         config=True,
         help=f"Give each page's kernel the viewing user's hub OAuth token as ${USER_TOKEN_ENV}.",
+    )
+    runner_enabled = Bool(
+        True,
+        config=True,
+        help="Host one warm tool-runner pool for this server (runner_kernel.runner_host) for the page kernels.",
+    )
+    runner_pool_size = Integer(
+        1,
+        config=True,
+        help="Warm kernels kept for running tools (each ~55 MB idle); 0 starts one per run (slow).",
     )
     hub_activity_url = Unicode(config=True, help="Where to POST activity (default $JUPYTERHUB_ACTIVITY_URL).")
     hub_activity_interval = Integer(
@@ -288,6 +310,7 @@ class SkriptoteketVoila(Voila):
         return _exclude_home(jupyter_config_path())
 
     request_info_port = None
+    runner_host = None
     _request_info_sockets = ()
     _hub_api_token = ""
     _last_activity_sent = None
@@ -318,6 +341,33 @@ class SkriptoteketVoila(Voila):
         if USER_TOKEN_HEADER not in headers:
             self.voila_configuration.http_header_envs = [*headers, USER_TOKEN_HEADER]
         self._load_hub_environment()
+        if self.runner_enabled:
+            from .runner_host import RunnerHost
+
+            # before any page kernel starts: they find the host through $SKRIPTOTEKET_RUNNER_DIR
+            self.runner_host = RunnerHost(self.runner_pool_size)
+            self.runner_host.prepare()
+
+    def setup_template_dirs(self):
+        """Templates under the project's ``voila_templates/<name>`` (with a ``conf.json`` naming its
+        ``base_template``) are used in place, before the Jupyter data path; others as Voila finds them."""
+        name = self.voila_configuration.template
+        own = PROJECT_TEMPLATES / name if name else None
+        if not (own and (own / "conf.json").is_file()):
+            return super().setup_template_dirs()
+        conf = json.loads((own / "conf.json").read_text())
+        base = conf.get("base_template", "lab")
+        self.template_paths = [str(own), *collect_template_paths(["voila", "nbconvert"], base, prune=True)]
+        self.static_paths = [str(own / "static"), *collect_static_paths(["voila", "nbconvert"], base)]
+        from jupyter_server import DEFAULT_STATIC_FILES_PATH
+
+        self.static_paths.append(DEFAULT_STATIC_FILES_PATH)
+        if "traitlet_configuration" in conf:
+            merged = Config(conf["traitlet_configuration"])
+            merged.merge(self.voila_configuration.config.VoilaConfiguration)
+            self.voila_configuration.config.VoilaConfiguration = merged
+        if self.notebook_path and not os.path.exists(self.notebook_path):
+            raise ValueError("Notebook not found: %s" % self.notebook_path)
 
     def _load_hub_environment(self):
         """Take host, port and prefix from the hub; move the hub token out of the process environment."""
@@ -443,13 +493,24 @@ class SkriptoteketVoila(Voila):
         )
         self.ioloop = IOLoop.current()
         self._activity_task = self.ioloop.asyncio_loop.create_task(self.keep_activity_updated())
+        if self.runner_host is not None:
+            self._runner_task = self.ioloop.asyncio_loop.create_task(self._start_runner())
         try:
             self.ioloop.start()
         except KeyboardInterrupt:
             self.log.info("Stopping...")
         finally:
             self._activity_task.cancel()
+            if self.runner_host is not None:
+                self.ioloop.asyncio_loop.run_until_complete(self.runner_host.stop())
             self.stop()
+
+    async def _start_runner(self):
+        try:
+            await self.runner_host.start()
+            self.log.info("Tool runner: %s warm kernel(s) on %s", self.runner_pool_size, self.runner_host.socket_path)
+        except Exception:
+            self.log.exception("The tool runner could not start; tools cannot run in this server")
 
 
 def main(argv=None):

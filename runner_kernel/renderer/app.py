@@ -148,10 +148,13 @@ class SettingsPanel(widgets.VBox):
         self.save = _BusyButton(self._submit, self._("renderer.settings.save"), self._("renderer.settings.save"),
                                 "skr-settings-save")
         self.title = widgets.HTML(f'<div class="skr-settings-title">{esc(self._("renderer.settings.title"))}</div>')
-        super().__init__(children=[self.title, self.form, self.save])
+        self.message = widgets.HTML("")
+        self.message.add_class("skr-settings-message")
+        super().__init__(children=[self.title, self.form, self.save, self.message])
         self.add_class("skr-settings")
 
     def _submit(self) -> Any:
+        self.message.value = ""
         values, issues = self.form.validate()
         if issues:
             return None
@@ -168,7 +171,7 @@ class SettingsPanel(widgets.VBox):
             self.form.show_issues(result)
             return
         self.form.show_issues([])
-        self.save.status.value = f'<span class="skr-done">{esc(self._("renderer.settings.saved"))}</span>'
+        self.message.value = f'<span class="skr-done">{esc(self._("renderer.settings.saved"))}</span>'
 
 
 class SessionFilesChooser(widgets.VBox):

@@ -182,13 +182,11 @@ class _FieldView(widgets.VBox):
         return files, broken
 
     def file_issues(self, files: list[dict], broken: int, *, count: bool = False) -> list[Issue]:
-        """Accept, per-file size and total size; with ``count``, also how many files the field allows."""
+        """Accept, per-file size and total size; with ``count``, also the field's (and the cap's) maximum."""
         _, caps, path = self._, self.caps, pointer(self.name)
         issues = [Issue(path, "renderer.file.unreadable")] if broken else []
-        if len(files) > caps.upload_max_files:
-            issues.append(Issue(path, "renderer.file.too_many", {"max": caps.upload_max_files, "count": len(files)}))
-        elif count:
-            _low, high = file_bounds(self.field, caps.upload_max_files)
+        if count:  # validate() leaves this to normalize_inputs, which says the same
+            _low, high = file_bounds(self.field, caps.upload_max_files)  # never above the upload cap
             if len(files) > high:
                 issues.append(Issue(path, "contract.input.files_too_many",
                                     {"label": field_label(self.field), "count": len(files), "max": high}))
