@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -21,10 +22,13 @@ from traitlets import Float, Integer, Unicode, default
 from traitlets.config import Application
 
 from . import __version__
+from .blobs import DirectoryBlobStore
 from .db import create_engine
 from .handlers import default_handlers, fallback_handler
+from .handlers.runs import start_sweeper
 from .hubauth import service_oauth_class
 from .i18n import LANGUAGES
+from .runs import Policy
 
 HERE = Path(__file__).parent
 
@@ -84,6 +88,32 @@ class SkriptoteketService(Application):
     def _cookie_secret_file_default(self):
         return os.environ.get("SKRIPTOTEKET_COOKIE_SECRET_FILE", "")
 
+    blob_dir = Unicode(help="Directory of the blob store: uploads, session files, artifacts ($SKRIPTOTEKET_HOME/blobs).").tag(
+        config=True
+    )
+
+    @default("blob_dir")
+    def _blob_dir_default(self):
+        return os.path.join(os.environ.get("SKRIPTOTEKET_HOME") or "var", "blobs")
+
+    run_timeout = Integer(120, help="Wall-time limit of a production run, seconds.").tag(config=True)
+    sandbox_run_timeout = Integer(60, help="Wall-time limit of an author's sandbox run, seconds.").tag(config=True)
+    run_grace_period = Integer(
+        60, help="Seconds after a run's time limit before a run that never reported back is marked failed."
+    ).tag(config=True)
+    sweep_interval = Float(60.0, help="Seconds between sweeps of overdue runs, expired artifacts, idle files (0: off).").tag(
+        config=True
+    )
+    artifact_retention_days = Float(7.0, help="Days an artifact stays downloadable.").tag(config=True)
+    session_file_idle_hours = Float(24.0, help="Hours an unused session file is kept.").tag(config=True)
+
+    def run_policy(self) -> Policy:
+        return Policy(
+            timeout_production=self.run_timeout, timeout_sandbox=self.sandbox_run_timeout, grace=self.run_grace_period,
+            artifact_retention=timedelta(days=self.artifact_retention_days),
+            session_file_idle=timedelta(hours=self.session_file_idle_hours),
+        )
+
     def initialize(self, argv=None):
         super().initialize(argv)
         if self.config_file and os.path.exists(self.config_file):
@@ -113,6 +143,8 @@ class SkriptoteketService(Application):
             default_handler_class=fallback_handler,
             hub_auth=hub_auth,
             engine=self.engine,
+            blobs=DirectoryBlobStore(self.blob_dir),
+            run_policy=self.run_policy(),
             skriptoteket=self,
             jinja2_env=jinja_env,
             cookie_secret=self.cookie_secret(),
@@ -132,11 +164,14 @@ class SkriptoteketService(Application):
         server = HTTPServer(app, xheaders=True, max_body_size=64 * 1024 * 1024)
         server.listen(url.port or 80, url.hostname or "127.0.0.1")
         self.log.info("Skriptoteket %s listening on %s%s", __version__, self.bind_url, self.base_url)
+        sweeper = start_sweeper(app, self.sweep_interval, self.log)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
+        if sweeper:
+            sweeper.stop()
         server.stop()
         await self.engine.dispose()
 

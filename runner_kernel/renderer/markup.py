@@ -160,11 +160,11 @@ def _json_node(key: str | None, value: Any, depth: int, _: Translate) -> str:
     label = f'<span class="skr-json-key">{esc(key)}</span>: ' if key is not None else ""
     if isinstance(value, dict):
         items = [_json_node(str(k), v, depth + 1, _) for k, v in value.items()]
-        count = _("renderer.json.keys", count=len(value))
+        count = _("renderer.json.key") if len(value) == 1 else _("renderer.json.keys", count=len(value))
         brackets = "{}"
     elif isinstance(value, list):
         items = [_json_node(str(i), v, depth + 1, _) for i, v in enumerate(value)]
-        count = _("renderer.json.items", count=len(value))
+        count = _("renderer.json.item") if len(value) == 1 else _("renderer.json.items", count=len(value))
         brackets = "[]"
     else:
         return f"<li>{label}{_json_scalar(value)}</li>"
