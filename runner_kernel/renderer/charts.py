@@ -23,6 +23,12 @@ def available() -> bool:
     return vl_convert is not None
 
 
+def warm_up() -> None:
+    """Start the converter's engine ahead of time (a preheated Voila kernel can call this): the first
+    conversion in a process pays a second or more of start-up."""
+    to_svg({"data": {"values": [{"a": 1}]}, "mark": "point", "encoding": {"x": {"field": "a", "type": "quantitative"}}})
+
+
 def to_svg(spec: dict) -> str | None:
     """The chart as SVG text, or None when it cannot be drawn here."""
     if vl_convert is None or not isinstance(spec, dict):
