@@ -72,3 +72,66 @@ def public(method):
     """Mark a handler method as reachable without logging in (health checks)."""
     method.required_scopes = None
     return method
+
+
+# ---- rules: what an endpoint needs (permissions.py maps every endpoint to one of these) ---------------------
+#
+#   anyone      no login (health)
+#   teacher     any logged-in user of the service
+#   reader      teacher for a published tool; for an unpublished one, authoring rights on it (else 404)
+#   author      the author scope (create tools, my tools)
+#   maintainer  authoring rights on the tool: the author scope and a maintainer of it, or the review scope
+#   reviewer    the review scope
+#   admin       the admin scope
+
+RULE_SCOPE = {
+    "anyone": None,
+    "teacher": None,
+    "reader": None,
+    "author": AUTHOR,
+    "maintainer": AUTHOR,
+    "reviewer": REVIEW,
+    "admin": ADMIN,
+}
+RULES = tuple(RULE_SCOPE)
+TOOL_RULES = frozenset({"reader", "maintainer"})  # need the tool's facts, from the path's tool_id
+
+
+def may_author(user: dict | None, is_maintainer: bool) -> bool:
+    """Authoring rights on one tool: reviewers and admins on every tool, authors on the tools they maintain."""
+    return has_scope(user, REVIEW) or (has_scope(user, AUTHOR) and is_maintainer)
+
+
+def is_reviewer(user: dict | None) -> bool:
+    return has_scope(user, REVIEW)
+
+
+def check_rule(rule: str, user: dict | None) -> None:
+    """The scope part of a rule (before anything is looked up): 401 without a user, 403 without the scope."""
+    if rule == "anyone":
+        return
+    if not user:
+        raise ApiError(401, "unauthenticated")
+    scope = RULE_SCOPE[rule]
+    if scope and not has_scope(user, scope):
+        raise ApiError(403, "missing_scope", role=ROLE_FOR_SCOPE[scope])
+
+
+def check_tool_rule(rule: str, user: dict | None, *, exists: bool, published: bool, maintainer: bool) -> None:
+    """The per-tool part: an unpublished tool is invisible (404) without authoring rights on it."""
+    authoring = exists and may_author(user, maintainer)
+    if not exists or (not published and not authoring):
+        raise ApiError(404, "tool_not_found")
+    if rule == "maintainer" and not authoring:
+        raise ApiError(403, "not_maintainer")
+
+
+def rule_of_scopes(required_scopes) -> str | None:
+    """The rule a ``@needs_scope(...)``/``@public`` declaration amounts to (for the permissions table check)."""
+    if required_scopes is None:
+        return "anyone"
+    strongest = {ADMIN: "admin", REVIEW: "reviewer", AUTHOR: "author"}
+    for scope, rule in strongest.items():
+        if scope in required_scopes:
+            return rule
+    return "teacher"
