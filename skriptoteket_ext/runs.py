@@ -244,12 +244,12 @@ async def create_run(
 ) -> dict:
     """Validate a run request completely (before any code runs) and create the ``running`` row.
 
-    Order: the tool (404), the request's shape (422/413), the session's rev under a row lock (409
+    Order: the tool (404), the request's shape and upload limits (422/413), the session's rev under a row lock (409
     ``session_changed``: nothing created), the inputs or the action (422 ``invalid_inputs`` with issues).
     """
     caps = policy.caps
+    app = await resolve_app(conn, body.get("tool"), check_context(body.get("context", "production")))
     request = parse_run_request(body, caps)
-    app = await resolve_app(conn, request.tool, request.context)
     session = await sessions.lock(conn, app["tool_id"], user, request.context)
     if request.expected_state_rev is not None and request.expected_state_rev != session["state_rev"]:
         raise ApiError(409, "session_changed", details={"state_rev": session["state_rev"]})
