@@ -410,3 +410,30 @@ def test_full_disk_leaves_no_half_written_blob(store, monkeypatch):
     with store.open("runs/r/artifacts/a") as f:
         assert f.read() == b"old"
     assert [p.name for p in (store.root / "runs/r/artifacts").iterdir()] == ["a"]
+
+
+async def test_the_periodic_sweeper_fails_overdue_runs(engine, store):
+    import asyncio
+    import logging
+    from types import SimpleNamespace
+
+    from skriptoteket_ext.handlers.runs import start_sweeper
+
+    await publish_tool(engine, input_schema=[])
+    created = await create(engine, "tina", {"tool": "group-maker"})
+    run_id = uuid.UUID(created["run"]["id"])
+    async with engine.begin() as conn:
+        await conn.execute(update(runs_table).where(runs_table.c.id == run_id).values(deadline_at=func.now()))
+    app = SimpleNamespace(settings={"engine": engine, "blobs": store, "run_policy": runs.DEFAULT_POLICY})
+    assert start_sweeper(app, 0, logging.getLogger("test")) is None  # 0 turns it off
+    sweeper = start_sweeper(app, 0.1, logging.getLogger("test"))
+    try:
+        for _ in range(50):
+            await asyncio.sleep(0.1)
+            async with engine.connect() as conn:
+                status = (await conn.execute(select(runs_table.c.status).where(runs_table.c.id == run_id))).scalar_one()
+            if status != "running":
+                break
+    finally:
+        sweeper.stop()
+    assert status == "failed"
