@@ -120,6 +120,10 @@ APP_CSS = """
 .skr-app .skr-controls { margin: 10px 0; gap: 12px; align-items: center; }
 .skr-app .skr-run-button button, .skr-app button.skr-run-button { background: #1f5fa8; color: #fff; font-weight: 600; }
 .skr-app .skr-section-title { font-weight: 600; margin-top: 12px; }
+.skr-app input[type=text], .skr-app textarea, .skr-app select { border: 1px solid #b5b5b5; border-radius: 4px;
+  padding: 4px 6px; background: #fff; }
+.skr-app .skr-field { max-width: 560px; }
+.skr-app .skr-nav { margin: 18px 0 2px; }
 """
 
 
@@ -166,6 +170,7 @@ class ToolApp:
         self.stale = False
         self.result_view = None
         self.timings: dict[str, float] = {}
+        self.completed = 0  # finished user actions; the root carries ``skr-done-<n>`` (tests, benchmarks)
 
     # ------------------------------------------------------------------------------------ drawing states
 
@@ -422,6 +427,12 @@ class ToolApp:
             if staging is not None:
                 shutil.rmtree(staging, ignore_errors=True)
             self._set_busy(False)
+            self._mark_done()
+
+    def _mark_done(self) -> None:
+        self.root.remove_class(f"skr-done-{self.completed}")
+        self.completed += 1
+        self.root.add_class(f"skr-done-{self.completed}")
 
     def _refused(self, exc: ServiceError, *, first_run: bool = True) -> None:
         """``POST runs`` said no: nothing was created or run."""

@@ -1,0 +1,35 @@
+"""Browser tests: the real platform (``skriptoteket up`` in a temp home, tests/e2e/conftest.py) driven by
+Debian's Chromium through Playwright. Never ``playwright install``."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.conftest import platform  # noqa: F401 - the session-wide real platform fixture
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run", "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def login(context, url: str, name: str, password: str):
+    """A page logged in through the hub's login form (NativeAuthenticator)."""
+    page = context.new_page()
+    page.goto(url + "/hub/login")
+    page.fill("#username_input", name)
+    page.fill("#password_input", password)
+    page.click("#login_submit")
+    page.wait_for_load_state()
+    return page
