@@ -72,7 +72,13 @@ class SkriptoteketService(Application):
 
     @default("hub_prefix")
     def _hub_prefix_default(self):
-        return url_path_join(os.environ.get("JUPYTERHUB_BASE_URL", "/"), "hub/")
+        return url_path_join(self.public_prefix, "hub/")
+
+    public_prefix = Unicode(help="URL prefix of the whole deployment (from $JUPYTERHUB_BASE_URL).").tag(config=True)
+
+    @default("public_prefix")
+    def _public_prefix_default(self):
+        return os.environ.get("JUPYTERHUB_BASE_URL", "/")
 
     bind_url = Unicode(help="Where to listen (from $JUPYTERHUB_SERVICE_URL).").tag(config=True)
 

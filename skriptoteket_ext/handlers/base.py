@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import traceback
@@ -13,9 +14,13 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
 from tornado import web
 
+from contextlib import asynccontextmanager
+
 from .. import __version__
+from ..blobs import delete_all
 from ..errors import ApiError, code_for_status, envelope
 from ..i18n import normalize_language, translator
+from ..scopes import roles_of
 
 _CORRELATION_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -60,6 +65,22 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     @property
     def config(self):
         return self.settings["skriptoteket"]
+
+    @property
+    def blobs(self):
+        return self.settings["blobs"]
+
+    @asynccontextmanager
+    async def transaction(self):
+        """One transaction; blobs the domain code released are deleted only after it committed."""
+        cleanup: list[str] = []
+        async with self.engine.begin() as conn:
+            yield conn, cleanup
+        if cleanup:
+            await asyncio.to_thread(delete_all, self.blobs, cleanup)
+
+    def query_arguments(self) -> dict[str, list[str]]:
+        return {k: [v.decode("utf-8", "replace") for v in vs] for k, vs in self.request.query_arguments.items()}
 
     # ---- request lifecycle -------------------------------------------------------------------------------
 
@@ -184,7 +205,8 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             "static_url": self.static_url,
             "version": __version__,
             "correlation_id": getattr(self, "correlation_id", ""),
-            "xsrf_form_html": self.xsrf_form_html,
+            "roles": sorted(roles_of(self.current_user)),
+            "xsrf_token": self.xsrf_token.decode() if self.current_user else "",
         }
 
     def render_page(self, name: str, **ns) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from contextlib import asynccontextmanager
 from urllib.parse import quote
 
 from tornado.ioloop import PeriodicCallback
@@ -30,21 +29,8 @@ def content_disposition(name: str) -> str:
 
 class RunsBaseHandler(APIHandler):
     @property
-    def blobs(self):
-        return self.settings["blobs"]
-
-    @property
     def policy(self) -> runs.Policy:
         return self.settings.get("run_policy") or runs.DEFAULT_POLICY
-
-    @asynccontextmanager
-    async def transaction(self):
-        """One transaction; blobs the domain code released are deleted only after it committed."""
-        cleanup: list[str] = []
-        async with self.engine.begin() as conn:
-            yield conn, cleanup
-        if cleanup:
-            await asyncio.to_thread(delete_all, self.blobs, cleanup)
 
     def context_arg(self) -> str:
         return runs.check_context(self.get_argument("context", "production"))

@@ -126,7 +126,9 @@ def stop_platform(platform: RunningPlatform) -> int:
 def platform() -> RunningPlatform:
     path = Path(private_tmpdir("skr-platform-"))
     running = start_platform(path / "home")
+    _running.append(running)
     yield running
+    _running.remove(running)
     stop_platform(running)
     running.postgres.stop(mode="immediate")
     shutil.rmtree(path, ignore_errors=True)
@@ -134,3 +136,15 @@ def platform() -> RunningPlatform:
 
 def find_correlation_id(text: str) -> bool:
     return bool(re.search(r"[0-9a-f]{32}", text))
+
+
+_running: list[RunningPlatform] = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Attach the tail of the platform's log (hub, proxy, service, user servers) to a failing test's report."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and _running:
+        report.sections.append(("platform log (tail)", _running[-1].log()[-6000:]))
