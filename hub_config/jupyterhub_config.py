@@ -108,13 +108,81 @@ c.JupyterHub.services = [
 ]
 
 # --- user servers --------------------------------------------------------------------------------------------
+# Every user's server is the tool app: standalone Voila with preheated kernels (runner_kernel/singleuser.py),
+# the tool app notebook, the Skriptoteket Voila template, and one warm tool-runner pool (docs/teacher-path.md).
+# SKRIPTOTEKET_VOILA_POOL_SIZE / SKRIPTOTEKET_RUNNER_POOL_SIZE: preheated page kernels / warm tool kernels;
+# SKRIPTOTEKET_UNHEATED_USERS: users whose server runs with neither (the benchmark's baseline).
+tool_server_args = [
+    f"--notebook={root / 'notebooks' / 'tool_app.ipynb'}",
+    "--template=skriptoteket",
+    f"--pool-size={int(os.environ.get('SKRIPTOTEKET_VOILA_POOL_SIZE', '1'))}",
+    f"--runner-pool-size={int(os.environ.get('SKRIPTOTEKET_RUNNER_POOL_SIZE', '1'))}",
+]
+# What the page kernel may do with the viewer's OAuth token: call the service as that user (with the custom
+# scopes the user has), nothing else. Tool code never sees the token (the runner scrubs its environment).
+c.Spawner.oauth_client_allowed_scopes = [f"access:services!service={scopes.SERVICE_NAME}", *scopes.CUSTOM_SCOPES]
+# The page kernel reaches the service directly (not through the public proxy URL).
+c.Spawner.environment = {
+    "SKRIPTOTEKET_SERVICE_API_URL": f"http://127.0.0.1:{service_port}/services/{scopes.SERVICE_NAME}/api/v1/",
+}
+# A tool link (/hub/user-redirect/?tool=<slug>) to a stopped server starts it after this delay, through the
+# hub's progress page, instead of showing a "Launch server" button.
+c.JupyterHub.implicit_spawn_seconds = 0.5
+
+
+def _tool_server_progress_mixin(base):
+    """Spawn progress from the server's readiness URL (``{prefix}ready``), so the hub's progress page says
+    what is happening instead of spinning."""
+    import asyncio
+    import json as _json
+
+    from tornado.httpclient import AsyncHTTPClient
+
+    cold_users = {u for u in os.environ.get("SKRIPTOTEKET_UNHEATED_USERS", "").split(",") if u}
+
+    class ToolServerSpawner(base):
+        def get_args(self):
+            args = super().get_args()
+            if self.user.name in cold_users:  # benchmarks/tool_open.py's baseline: no preheated kernels at all
+                args = [a for a in args if not a.startswith(("--pool-size=", "--runner-pool-size="))]
+                args += ["--pool-size=0", "--runner-pool-size=0"]
+            return args
+
+        async def progress(self):
+            yield {"progress": 10, "message": "Starting your tool server / Startar din verktygsserver"}
+            http = AsyncHTTPClient()
+            said = set()
+            for _ in range(600):
+                await asyncio.sleep(0.3)
+                port = getattr(self, "port", 0)
+                if not port or self.server is None:
+                    continue
+                url = f"http://{self.ip or '127.0.0.1'}:{port}{self.server.base_url}ready"
+                try:
+                    response = await http.fetch(url, raise_error=False, request_timeout=2)
+                except Exception:  # not listening yet
+                    continue
+                if response.code != 200:
+                    continue
+                body = _json.loads(response.body or b"{}")
+                if body.get("warm_kernels", 0) >= 1:
+                    yield {"progress": 95, "message": "Tools ready / Verktygen är redo"}
+                    return
+                if "listening" not in said:
+                    said.add("listening")
+                    yield {"progress": 60, "message": "Preparing the tool page / Förbereder verktygssidan"}
+
+    return ToolServerSpawner
+
+
 if mode == "demo":
     # Local processes under the hub's own account: no isolation between users (said loudly at start-up).
-    c.JupyterHub.spawner_class = "simple"
+    from jupyterhub.spawner import SimpleLocalProcessSpawner
+
+    c.JupyterHub.spawner_class = _tool_server_progress_mixin(SimpleLocalProcessSpawner)
     c.SimpleLocalProcessSpawner.home_dir_template = str(home / "users" / "{username}")
-    c.Spawner.cmd = [sys.executable, "-m", "jupyterhub.singleuser"]
-    if os.geteuid() == 0:
-        c.Spawner.args = ["--allow-root"]
+    c.Spawner.cmd = [sys.executable, "-m", "runner_kernel.singleuser"]
+    c.Spawner.args = tool_server_args
     c.Spawner.http_timeout = 60
     c.Spawner.start_timeout = 90
 elif mode == "docker":

@@ -219,7 +219,14 @@ class RunnerHost:
             limits=limits,
             artifacts_dir=artifacts_dir,
         )
-        outcome = await self.runner.run(request)
+        if self.pool_size > 0:
+            outcome = await self.runner.run(request)
+        else:  # no warm kernels (benchmarks' baseline, or to save memory): a kernel started for this run
+            from .pool import KernelPool
+            from .runner import Runner
+
+            async with KernelPool(size=1, **{"limits": self.pool.limits, **self.pool_options}) as pool:
+                outcome = await Runner(pool).run(request)
         return {
             "envelope": outcome.envelope,
             "stdout": outcome.stdout,
