@@ -186,8 +186,6 @@ if mode == "demo":
     c.Spawner.http_timeout = 60
     c.Spawner.start_timeout = 90
 elif mode == "docker":
-    raise SystemExit(
-        "SKRIPTOTEKET_SPAWNER=docker is not available yet in this version; use SKRIPTOTEKET_SPAWNER=demo."
-    )
+    load_subconfig(str(here / "docker.py"))  # noqa: F821
 else:
     raise SystemExit(f"SKRIPTOTEKET_SPAWNER must be 'demo' or 'docker', not {mode!r}")

@@ -1,0 +1,236 @@
+"""Docker mode: one container per user from Skriptoteket's user image (docs/docker.md).
+
+Loaded by ``jupyterhub_config.py`` when ``SKRIPTOTEKET_SPAWNER=docker``. The hub runs in the host's network
+namespace (on the host, or in a container with ``network_mode: host`` as in docker-compose.yml) and reaches the
+Docker engine through ``DOCKER_HOST`` or ``/var/run/docker.sock``.
+
+Settings (environment):
+
+- ``SKRIPTOTEKET_IMAGE``              user image (default ``skriptoteket-user:latest``; never pulled)
+- ``SKRIPTOTEKET_DOCKER_NETWORK``     the users' network (default ``skriptoteket-users``; created if missing as an
+                                      *internal* bridge without container-to-container traffic)
+- ``SKRIPTOTEKET_DOCKER_SUBNET``      its subnet when it is created (default: Docker picks one)
+- ``SKRIPTOTEKET_MEM_LIMIT``          per container (default ``1G``), ``SKRIPTOTEKET_CPU_LIMIT`` (``1.0``),
+                                      ``SKRIPTOTEKET_PIDS_LIMIT`` (``256``)
+- ``SKRIPTOTEKET_TMPFS_SIZE``         size of each tmpfs (/tmp, home) (default ``256m``; counts as memory)
+- ``SKRIPTOTEKET_POOL_SIZE``          Voila's preheated page kernels per teacher container (default ``1``)
+- ``SKRIPTOTEKET_AUTHOR_GROUPS``      groups allowed a JupyterLab server (default ``authors,reviewers,admins``)
+- ``SKRIPTOTEKET_CULL_IDLE``          seconds before an idle server is stopped by jupyterhub-idle-culler (3600;
+                                      ``0`` turns the culler off)
+
+Networking, and how tool code reaches what it must:
+
+- User containers sit on an internal bridge network: no route out, no DNS for outside names, no traffic between
+  containers (``enable_icc=false``). The hub listens on that bridge's gateway address (``hub_ip`` =
+  ``hub_connect_ip``), so ``JUPYTERHUB_API_URL`` in a container is ``http://<gateway>:<hub port>/hub/api``.
+- The Skriptoteket service also listens on the gateway address (its entry in ``JupyterHub.services`` is moved
+  from 127.0.0.1 to the gateway), and the page kernel gets ``SKRIPTOTEKET_SERVICE_API_URL`` =
+  ``http://<gateway>:<service port>/services/skriptoteket/api/v1/``: straight to the service, not through the
+  proxy, so the proxy may stay on loopback behind the site's TLS reverse proxy. Postgres and the proxy's API stay on
+  127.0.0.1, which containers cannot reach. Anything else listening on 0.0.0.0 on the host *is* reachable from the
+  containers at the gateway address: docs/docker.md has the firewall rule that limits them to the two ports.
+
+Teachers get the default server: ``python -m runner_kernel.singleuser`` (Voila with preheated kernels).
+Members of the author groups may also start the named server ``lab``: JupyterLab (``jupyterhub-singleuser``)
+with a persistent volume ``skriptoteket-work-<user>`` at ``/home/skriptoteket/work``. Anyone else asking for
+``lab``, and any other server name, is refused with a message.
+"""
+
+import importlib.util
+import os
+import sys
+
+import docker
+from dockerspawner import DockerSpawner
+from tornado import web
+
+from skriptoteket_ext import scopes
+
+
+def _hub_config(own):
+    """The configuration of the file that called ``load_subconfig`` (so lists such as ``JupyterHub.services``
+    can be extended in place: traitlets merges a sub-configuration by *replacing* list values)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        loader = frame.f_locals.get("self") if frame.f_code.co_name == "load_subconfig" else None
+        if loader is not None and getattr(loader, "config", None) is not None:
+            return loader.config
+        frame = frame.f_back
+    return own
+
+
+c = _hub_config(get_config())  # noqa: F821
+
+IMAGE = os.environ.get("SKRIPTOTEKET_IMAGE", "skriptoteket-user:latest")
+NETWORK = os.environ.get("SKRIPTOTEKET_DOCKER_NETWORK", "skriptoteket-users")
+USER_UID = 1000
+HOME = "/home/skriptoteket"
+WORK = f"{HOME}/work"
+NOTEBOOK = "/srv/skriptoteket/notebooks/tool_app.ipynb"
+LAB_SERVER = "lab"
+AUTHOR_GROUPS = {g for g in os.environ.get("SKRIPTOTEKET_AUTHOR_GROUPS", "authors,reviewers,admins").split(",") if g}
+TMPFS_SIZE = os.environ.get("SKRIPTOTEKET_TMPFS_SIZE", "256m")
+
+VOILA_CMD = [
+    "python", "-m", "runner_kernel.singleuser",
+    f"--notebook={NOTEBOOK}",
+    "--template=skriptoteket",
+    f"--pool-size={int(os.environ.get('SKRIPTOTEKET_POOL_SIZE', '1'))}",
+]
+LAB_CMD = ["jupyterhub-singleuser", f"--ServerApp.root_dir={WORK}"]
+
+
+def _fail(message: str):
+    # one line, the first thing an administrator reads in the log
+    raise SystemExit(f"Skriptoteket (Docker mode): {message}")
+
+
+# --- pre-flight: the engine, the image, the network -------------------------------------------------------------
+def _preflight():
+    where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    try:
+        client = docker.from_env(timeout=10)
+        client.ping()
+    except Exception as e:  # docker raises DockerException, requests' ConnectionError, PermissionError, ...
+        _fail(f"the Docker engine is not reachable at {where} ({type(e).__name__}); start dockerd, or set "
+              f"DOCKER_HOST, or use SKRIPTOTEKET_SPAWNER=demo")
+    try:
+        client.images.get(IMAGE)
+    except docker.errors.ImageNotFound:
+        _fail(f"the user image {IMAGE!r} is not in the local Docker engine; build it with "
+              f"./scripts/build-image.sh (or docker load it, see docs/docker.md)")
+    try:
+        network = client.networks.get(NETWORK)
+    except docker.errors.NotFound:
+        ipam = None
+        if os.environ.get("SKRIPTOTEKET_DOCKER_SUBNET"):
+            ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(
+                subnet=os.environ["SKRIPTOTEKET_DOCKER_SUBNET"])])
+        try:
+            network = client.networks.create(
+                NETWORK, driver="bridge", internal=True, ipam=ipam,
+                options={"com.docker.network.bridge.enable_icc": "false"},
+                labels={"org.skriptoteket.role": "users"},
+            )
+        except docker.errors.APIError as e:
+            if e.status_code != 409:  # 409: created concurrently by another hub/test
+                _fail(f"cannot create the Docker network {NETWORK!r}: {e.explanation}")
+            network = client.networks.get(NETWORK)
+    attrs = network.attrs
+    if not attrs.get("Internal") or attrs.get("Options", {}).get("com.docker.network.bridge.enable_icc") != "false":
+        _fail(f"the Docker network {NETWORK!r} exists but is not internal with enable_icc=false; remove it "
+              f"(docker network rm {NETWORK}) and start again")
+    try:
+        gateway = attrs["IPAM"]["Config"][0]["Gateway"]
+    except (KeyError, IndexError):
+        _fail(f"the Docker network {NETWORK!r} has no gateway address")
+    return gateway
+
+
+GATEWAY = _preflight()
+
+
+# --- the spawner ------------------------------------------------------------------------------------------------
+class SkriptoteketDockerSpawner(DockerSpawner):
+    """DockerSpawner whose failures read as sentences a teacher can pass on to IT."""
+
+    async def start(self, *args, **kwargs):
+        try:
+            return await super().start(*args, **kwargs)
+        except docker.errors.ImageNotFound:
+            raise web.HTTPError(503, log_message=(
+                f"Your server could not start: the tool image ({self.image}) is missing on this server. "
+                "Please tell your IT department (they need to run scripts/build-image.sh)."))
+        except docker.errors.APIError as e:
+            if e.status_code == 404 and "image" in str(e.explanation).lower():
+                raise web.HTTPError(503, log_message=(
+                    f"Your server could not start: the tool image ({self.image}) is missing on this server. "
+                    "Please tell your IT department (they need to run scripts/build-image.sh)."))
+            raise web.HTTPError(503, log_message=(
+                f"Your server could not start: the container engine refused it ({e.explanation}). "
+                "Please tell your IT department."))
+        except docker.errors.DockerException as e:
+            raise web.HTTPError(503, log_message=(
+                "Your server could not start: the container engine is not reachable "
+                f"({type(e).__name__}). Please tell your IT department."))
+
+
+def _is_author(user) -> bool:
+    return bool(user.admin) or any(g.name in AUTHOR_GROUPS for g in user.groups)
+
+
+def pre_spawn_hook(spawner):
+    """Teachers: Voila (default server). Authors: JupyterLab as the named server ``lab``, with a volume."""
+    name = spawner.name or ""
+    if name == "":
+        spawner.cmd = list(VOILA_CMD)
+        spawner.volumes = {}
+        return
+    if name != LAB_SERVER:
+        raise web.HTTPError(400, log_message=(
+            f"There is no server called {name!r} here: use your tool page, or 'lab' for JupyterLab (authors)."))
+    if not _is_author(spawner.user):
+        raise web.HTTPError(403, log_message=(
+            "JupyterLab is for tool authors. Ask an administrator to add you to the authors group."))
+    spawner.cmd = list(LAB_CMD)
+    spawner.default_url = "/lab"
+    spawner.volumes = {"skriptoteket-work-{username}": WORK}
+
+
+service_port = int(os.environ.get("SKRIPTOTEKET_SERVICE_PORT", "10101"))
+c.JupyterHub.spawner_class = SkriptoteketDockerSpawner
+c.JupyterHub.hub_ip = GATEWAY
+c.JupyterHub.hub_connect_ip = GATEWAY
+c.JupyterHub.allow_named_servers = True
+c.JupyterHub.named_server_limit_per_user = 1
+c.Spawner.pre_spawn_hook = pre_spawn_hook
+c.Spawner.http_timeout = 60
+c.Spawner.start_timeout = 120
+c.Spawner.environment = {
+    "SKRIPTOTEKET_SERVICE_API_URL": f"http://{GATEWAY}:{service_port}/services/skriptoteket/api/v1/",
+    "JUPYTER_RUNTIME_DIR": f"{HOME}/.local/share/jupyter/runtime",
+}
+c.DockerSpawner.image = IMAGE
+c.DockerSpawner.pull_policy = "never"
+c.DockerSpawner.remove = True  # containers are cattle; the lab volume persists
+c.DockerSpawner.prefix = "skriptoteket"
+c.DockerSpawner.network_name = NETWORK
+c.DockerSpawner.use_internal_ip = True
+c.DockerSpawner.mem_limit = os.environ.get("SKRIPTOTEKET_MEM_LIMIT", "1G")
+c.DockerSpawner.cpu_limit = float(os.environ.get("SKRIPTOTEKET_CPU_LIMIT", "1.0"))
+c.DockerSpawner.extra_create_kwargs = {"user": f"{USER_UID}:{USER_UID}", "labels": {"org.skriptoteket.role": "user"}}
+_tmpfs_opts = f"rw,nosuid,nodev,size={TMPFS_SIZE}"
+c.DockerSpawner.extra_host_config = {
+    "pids_limit": int(os.environ.get("SKRIPTOTEKET_PIDS_LIMIT", "256")),
+    "cap_drop": ["ALL"],
+    "security_opt": ["no-new-privileges"],
+    "read_only": True,
+    "tmpfs": {
+        "/tmp": _tmpfs_opts,
+        HOME: f"{_tmpfs_opts},uid={USER_UID},gid={USER_UID},mode=0700",
+    },
+    "init": False,  # the image's entrypoint is tini
+}
+
+# --- the service: reachable from containers on the gateway address (see the module docstring) -----------------
+for _service in c.JupyterHub.services if "services" in c.JupyterHub else []:
+    if _service.get("name") == scopes.SERVICE_NAME and "url" in _service:
+        _service["url"] = _service["url"].replace("127.0.0.1", GATEWAY).replace("localhost", GATEWAY)
+
+# --- the idle culler (jupyterhub-idle-culler, a hub service) ---------------------------------------------------
+_cull_idle = int(os.environ.get("SKRIPTOTEKET_CULL_IDLE", "3600"))
+if _cull_idle > 0 and "services" in c.JupyterHub:
+    if importlib.util.find_spec("jupyterhub_idle_culler") is None:
+        print("Skriptoteket (Docker mode): jupyterhub-idle-culler is not installed; idle servers are not stopped "
+              "(pip install jupyterhub-idle-culler)", file=sys.stderr)
+    elif not any(s.get("name") == "idle-culler" for s in c.JupyterHub.services):
+        c.JupyterHub.services.append({
+            "name": "idle-culler",
+            "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={_cull_idle}",
+                        "--cull-every=300", "--remove-named-servers=False"],
+        })
+        c.JupyterHub.load_roles.append({
+            "name": "idle-culler",
+            "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+            "services": ["idle-culler"],
+        })
