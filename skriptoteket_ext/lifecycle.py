@@ -115,7 +115,9 @@ def check_slug(slug: object) -> str:
 
 def check_text(field: str, value: object, max_length: int, *, required: bool = False) -> str:
     """A trimmed text field within its limit; ``required`` refuses blank values."""
-    if value is None and not required:
+    if value is None:
+        if required:
+            raise Refused("field_required", field=field)
         return ""
     if not isinstance(value, str):
         raise Refused("invalid_field", field=field)

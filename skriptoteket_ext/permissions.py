@@ -26,6 +26,8 @@ _ID = r"\d{1,18}"
 TOOL = rf"api/v1/tools/(?P<tool_id>{_ID})"
 VERSION = rf"{TOOL}/versions/(?P<version_id>{_ID})"
 SUGGESTION = rf"api/v1/suggestions/(?P<suggestion_id>{_ID})"
+_SLUG = r"[a-z0-9]+(?:-[a-z0-9]+)*"
+_UUID = r"[0-9a-fA-F-]{36}"
 
 PERMISSIONS: dict[tuple[str, str], str] = {
     # platform
@@ -72,6 +74,20 @@ PERMISSIONS: dict[tuple[str, str], str] = {
     ("api/v1/review/suggestions", "GET"): "reviewer",
     # admin
     (rf"{VERSION}/rollback", "POST"): "admin",
+    # runs, sessions, settings (handlers/runs.py; owner/maintainer checks on the objects happen inside)
+    (rf"api/v1/apps/({_SLUG})", "GET"): "teacher",
+    ("api/v1/runs", "GET"): "teacher",
+    ("api/v1/runs", "POST"): "teacher",
+    (rf"api/v1/runs/({_UUID})", "GET"): "teacher",
+    (rf"api/v1/runs/({_UUID})/inputs/(\d{{1,4}})", "PUT"): "teacher",
+    (rf"api/v1/runs/({_UUID})/artifacts/([A-Za-z0-9_]{{1,1024}})", "GET"): "teacher",
+    (rf"api/v1/runs/({_UUID})/artifacts/([A-Za-z0-9_]{{1,1024}})", "PUT"): "teacher",
+    (rf"api/v1/runs/({_UUID})/result", "POST"): "teacher",
+    (rf"api/v1/sessions/({_SLUG})", "GET"): "teacher",
+    (rf"api/v1/sessions/({_SLUG})", "DELETE"): "teacher",
+    (r"api/v1/sessions/(\d{1,18})/files/(\d{1,4})", "GET"): "teacher",
+    (rf"api/v1/settings/({_SLUG})", "GET"): "teacher",
+    (rf"api/v1/settings/({_SLUG})", "PUT"): "teacher",
 }
 
 assert set(PERMISSIONS.values()) <= set(scopes.RULES), "unknown rule in the permissions table"

@@ -1,0 +1,152 @@
+"""Catalog search through the service vs the hub's own ``GET /hub/api/user``, in the same run.
+
+Starts its own platform (embedded Postgres, jupyterhub, configurable-http-proxy, the service) in a temporary
+home, seeds 1,000 published tools directly through the store functions, then measures over HTTP through the
+proxy with a teacher's token: latency p50/p95 (sequential, keep-alive) and throughput (sequential and with
+8 concurrent clients), for a mix of catalog searches (text prefix, facet filters, both, none) and for the
+hub's own identity endpoint. Prints ratios (service / hub).
+
+    .venv/bin/python benchmarks/catalog_api.py [--tools 1000] [--requests 600] [--concurrency 8]
+
+Goal: catalog p50 ≤ 10 ms; throughput at least the hub's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from skriptoteket_ext import tools as store  # noqa: E402
+from skriptoteket_ext.db import create_engine  # noqa: E402
+from tests.e2e.conftest import start_platform, stop_platform  # noqa: E402
+
+WORDS = ["grupp", "indelning", "mentor", "samtal", "närvaro", "lektion", "planering", "betyg", "elev", "klass",
+         "schema", "mail", "vårdnadshavare", "rapport", "pdf", "word", "markdown", "lista", "enkät", "prov",
+         "group", "maker", "notes", "attendance", "lesson", "planner", "grades", "report", "survey", "seating"]
+PROFESSIONS = ["teacher", "special-needs-educator", "school-administrator", "principal", "shared"]
+CATEGORIES = ["lesson-planning", "mentoring", "administration", "other"]
+QUERIES = [
+    {"q": "grupp"},
+    {"q": "lektion plan"},
+    {"q": "ment"},
+    {"profession": "principal"},
+    {"category": ["mentoring", "administration"]},
+    {"q": "rapport", "profession": "teacher", "category": "other"},
+    {},
+    {"q": "vårdnadsh"},
+]
+
+
+async def seed(db_url: str, n: int) -> None:
+    engine = create_engine(db_url, pool_size=8)
+    rng = random.Random(7)
+
+    async def one(i: int) -> None:
+        title = " ".join(rng.sample(WORDS, 3)).capitalize() + f" {i}"
+        summary = " ".join(rng.choices(WORDS, k=12))
+        body = {"title": title, "summary": summary, "professions": rng.sample(PROFESSIONS, rng.randint(1, 2)),
+                "categories": rng.sample(CATEGORIES, rng.randint(1, 2))}
+        async with engine.begin() as conn:
+            tool = await store.create_tool(conn, "bench-author", body)
+            tid = tool["id"]
+            await store.update_tool(conn, tid, "bench-reviewer", {"slug": f"bench-tool-{i}"}, reviewer=True)
+            v = await store.save_draft(conn, tid, "bench-author", {"source": "def run_tool(i, o):\n    return {}\n"}, None)
+            await store.submit(conn, tid, v["id"], "bench-author")
+            await store.publish_version(conn, tid, v["id"], "bench-reviewer", None)
+            await store.publish_tool(conn, tid, "bench-reviewer")
+
+    for start in range(0, n, 50):
+        await asyncio.gather(*(one(i) for i in range(start, min(n, start + 50))))
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql("ANALYZE skriptoteket.tools")
+    await engine.dispose()
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def sequential(url: str, params_list: list[dict], token: str, n: int) -> dict:
+    lat = []
+    with httpx.Client(headers={"Authorization": f"token {token}"}, timeout=30) as client:
+        for i in range(30):  # warm-up: connections, the service's token cache, Postgres plans
+            client.get(url, params=params_list[i % len(params_list)]).raise_for_status()
+        start = time.perf_counter()
+        for i in range(n):
+            t0 = time.perf_counter()
+            r = client.get(url, params=params_list[i % len(params_list)])
+            lat.append((time.perf_counter() - t0) * 1000)
+            r.raise_for_status()
+        elapsed = time.perf_counter() - start
+    return {"p50": statistics.median(lat), "p95": pct(lat, 95), "rps": n / elapsed}
+
+
+async def concurrent(url: str, params_list: list[dict], token: str, n: int, clients: int) -> float:
+    async with httpx.AsyncClient(headers={"Authorization": f"token {token}"}, timeout=30,
+                                 limits=httpx.Limits(max_connections=clients)) as client:
+        for i in range(clients * 2):
+            (await client.get(url, params=params_list[i % len(params_list)])).raise_for_status()
+        counter = iter(range(n))
+
+        async def worker():
+            for i in counter:
+                (await client.get(url, params=params_list[i % len(params_list)])).raise_for_status()
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        return n / (time.perf_counter() - start)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tools", type=int, default=1000)
+    parser.add_argument("--requests", type=int, default=600)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="skriptoteket-bench-") as tmp:
+        platform = start_platform(Path(tmp) / "home")
+        try:
+            platform.create_user("bench-teacher")
+            token = platform.token_for("bench-teacher")
+            t0 = time.perf_counter()
+            asyncio.run(seed(platform.postgres.url("skriptoteket"), args.tools))
+            print(f"seeded {args.tools} published tools in {time.perf_counter() - t0:.1f} s")
+            catalog = f"{platform.service_url}/api/v1/catalog"
+            total = httpx.get(catalog, headers={"Authorization": f"token {token}"}, timeout=30).json()["total"]
+            assert total == args.tools, total
+            hub = f"{platform.url}/hub/api/user"
+
+            results = {}
+            for name, url, params in (("catalog search", catalog, QUERIES), ("hub GET /hub/api/user", hub, [{}])):
+                seq = sequential(url, params, token, args.requests)
+                seq["rps_concurrent"] = asyncio.run(concurrent(url, params, token, args.requests * 2, args.concurrency))
+                results[name] = seq
+            print(f"\n{'endpoint':26} {'p50 ms':>8} {'p95 ms':>8} {'req/s seq':>10} {'req/s x' + str(args.concurrency):>10}")
+            for name, r in results.items():
+                print(f"{name:26} {r['p50']:8.2f} {r['p95']:8.2f} {r['rps']:10.0f} {r['rps_concurrent']:10.0f}")
+            c, h = results["catalog search"], results["hub GET /hub/api/user"]
+            print(f"\nratios catalog/hub: p50 {c['p50'] / h['p50']:.2f}, p95 {c['p95'] / h['p95']:.2f}, "
+                  f"throughput seq {c['rps'] / h['rps']:.2f}, throughput x{args.concurrency} {c['rps_concurrent'] / h['rps_concurrent']:.2f}")
+            print(f"goal p50 <= 10 ms: {'met' if c['p50'] <= 10 else 'NOT met'}; "
+                  f"throughput >= hub: {'met' if c['rps_concurrent'] >= h['rps_concurrent'] else 'NOT met'}")
+        finally:
+            stop_platform(platform)
+            platform.postgres.stop(mode="immediate")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
