@@ -13,6 +13,7 @@ from jupyterhub.services.auth import HubOAuthenticated
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
 from tornado import web
+from tornado.log import app_log
 
 from contextlib import asynccontextmanager
 
@@ -163,7 +164,7 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         else:
             status, code, details, params = status_code, code_for_status(status_code), {}, {}
         if status >= 500 and exc is not None and not isinstance(exc, (ApiError, web.HTTPError)):
-            self.log.error(
+            app_log.error(
                 "Unhandled error [%s]: %s", self.correlation_id if hasattr(self, "correlation_id") else "-",
                 "".join(traceback.format_exception(*exc_info)),
             )
@@ -203,7 +204,7 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             "base_url": self.config.base_url,
             "hub_prefix": self.config.hub_prefix,
             "static_url": self.static_url,
-            "version": __version__,
+            "skr_version": __version__,
             "correlation_id": getattr(self, "correlation_id", ""),
             "roles": sorted(roles_of(self.current_user)),
             "xsrf_token": self.xsrf_token.decode() if self.current_user else "",

@@ -61,7 +61,7 @@
     const method = el.dataset.apiMethod;
     const headers = { "X-XSRFToken": meta("skr-xsrf"), Accept: "application/json" };
     const init = { method, headers, credentials: "same-origin" };
-    if (body !== undefined && method !== "GET" && method !== "DELETE") {
+    if (body !== undefined && method !== "GET") {
       headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }

@@ -65,3 +65,32 @@ def test_pages_send_a_content_security_policy(platform):
     response = platform.login("admin").get("/services/skriptoteket/")
     csp = response.headers["Content-Security-Policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+
+
+def test_authoring_and_review_pages_render_for_their_roles(platform):
+    from .publishing import Api, ensure_roles
+
+    author, reviewer = ensure_roles(platform)
+    writer = Api(platform, author)
+    tool = writer.call("POST", "tools", {"title": "Pages draft", "professions": ["teacher"], "categories": ["other"]})
+    Api(platform, reviewer).call("PATCH", f"tools/{tool['id']}", {"slug": "pages-draft"})
+    version = writer.call("POST", f"tools/{tool['id']}/versions", {"expected_parent": None, "source": "x = 1\n"})
+    writer.call("POST", f"tools/{tool['id']}/versions/{version['id']}/submit", {})
+
+    as_author = platform.login(author)
+    assert "Pages draft" in as_author.get("/services/skriptoteket/tools").text
+    page = as_author.get(f"/services/skriptoteket/tools/{tool['id']}")
+    assert page.status_code == 200 and "waiting for review" in page.text
+
+    as_reviewer = platform.login(reviewer)
+    queue = as_reviewer.get("/services/skriptoteket/review").text
+    assert f"/review/{tool['id']}/{version['id']}" in queue
+    review = as_reviewer.get(f"/services/skriptoteket/review/{tool['id']}/{version['id']}").text
+    assert "+x = 1" in review and "Request changes" in review
+
+    platform.create_user("pages-plain-teacher")
+    teacher = platform.login("pages-plain-teacher")
+    refused = teacher.get("/services/skriptoteket/review")
+    assert refused.status_code == 403 and "Back to the tools" in refused.text
+    assert teacher.get(f"/services/skriptoteket/tools/{tool['id']}").status_code == 403
+    assert teacher.get("/services/skriptoteket/suggestions").status_code == 200
