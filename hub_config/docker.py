@@ -10,6 +10,7 @@ Settings (environment):
 - ``SKRIPTOTEKET_DOCKER_NETWORK``     the users' network (default ``skriptoteket-users``; created if missing as an
                                       *internal* bridge without container-to-container traffic)
 - ``SKRIPTOTEKET_DOCKER_SUBNET``      its subnet when it is created (default: Docker picks one)
+- ``SKRIPTOTEKET_DOCKER_PREFIX``      container names ``<prefix>-<user>`` (default ``skriptoteket``)
 - ``SKRIPTOTEKET_MEM_LIMIT``          per container (default ``1G``), ``SKRIPTOTEKET_CPU_LIMIT`` (``1.0``),
                                       ``SKRIPTOTEKET_PIDS_LIMIT`` (``256``)
 - ``SKRIPTOTEKET_TMPFS_SIZE``         size of each tmpfs (/tmp, home) (default ``256m``; counts as memory)
@@ -32,7 +33,7 @@ Networking, and how tool code reaches what it must:
 
 Teachers get the default server: ``python -m runner_kernel.singleuser`` (Voila with preheated kernels).
 Members of the author groups may also start the named server ``lab``: JupyterLab (``jupyterhub-singleuser``)
-with a persistent volume ``skriptoteket-work-<user>`` at ``/home/skriptoteket/work``. Anyone else asking for
+with a persistent volume ``<prefix>-work-<user>`` at ``/home/skriptoteket/work``. Anyone else asking for
 ``lab``, and any other server name, is refused with a message.
 """
 
@@ -174,7 +175,7 @@ def pre_spawn_hook(spawner):
             "JupyterLab is for tool authors. Ask an administrator to add you to the authors group."))
     spawner.cmd = list(LAB_CMD)
     spawner.default_url = "/lab"
-    spawner.volumes = {"skriptoteket-work-{username}": WORK}
+    spawner.volumes = {"{prefix}-work-{username}": WORK}
 
 
 service_port = int(os.environ.get("SKRIPTOTEKET_SERVICE_PORT", "10101"))
@@ -193,7 +194,7 @@ c.Spawner.environment = {
 c.DockerSpawner.image = IMAGE
 c.DockerSpawner.pull_policy = "never"
 c.DockerSpawner.remove = True  # containers are cattle; the lab volume persists
-c.DockerSpawner.prefix = "skriptoteket"
+c.DockerSpawner.prefix = os.environ.get("SKRIPTOTEKET_DOCKER_PREFIX", "skriptoteket")  # containers: <prefix>-<user>
 c.DockerSpawner.network_name = NETWORK
 c.DockerSpawner.use_internal_ip = True
 c.DockerSpawner.mem_limit = os.environ.get("SKRIPTOTEKET_MEM_LIMIT", "1G")

@@ -1,0 +1,207 @@
+"""Docker end-to-end fixtures: a real Docker engine, the locally built user image, and the real platform
+(``skriptoteket up`` with ``SKRIPTOTEKET_SPAWNER=docker``) on a private internal network.
+
+Skipped, with the reason, when no engine is reachable or the image has not been built
+(``./scripts/build-image.sh``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from skriptoteket_ext.pgserver import EmbeddedPostgres, free_port
+
+from ..conftest import private_tmpdir
+from ..e2e.conftest import ADMIN_PASSWORD, ROOT, RunningPlatform, stop_platform
+
+IMAGE = os.environ.get("SKRIPTOTEKET_IMAGE", "skriptoteket-user:latest")
+
+
+def _docker(*args: str, timeout: float = 60, check: bool = True, input: str | None = None):
+    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=check,
+                          input=input)
+
+
+def engine_problem() -> str | None:
+    """Why the Docker suite cannot run here, or None."""
+    if shutil.which("docker") is None:
+        return "docker CLI not installed (apt-get install docker.io)"
+    try:
+        info = _docker("info", "--format", "{{.ServerVersion}}", timeout=20, check=False)
+    except subprocess.TimeoutExpired:
+        return "the Docker engine does not answer"
+    if info.returncode != 0:
+        return f"no Docker engine reachable ({info.stderr.strip().splitlines()[-1] if info.stderr.strip() else 'docker info failed'})"
+    if _docker("image", "inspect", IMAGE, check=False).returncode != 0:
+        return f"the user image {IMAGE} is not built (./scripts/build-image.sh)"
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    here = Path(__file__).parent
+    mine = [item for item in items if Path(str(item.fspath)).is_relative_to(here)]
+    for item in mine:
+        item.add_marker(pytest.mark.docker)
+    if mine:
+        problem = engine_problem()
+        if problem:
+            for item in mine:
+                item.add_marker(pytest.mark.skip(reason=f"Docker suite skipped: {problem}"))
+
+
+class DockerPlatform(RunningPlatform):
+    network: str = ""
+    prefix: str = ""
+    admin_token: str = ""
+
+    # ---- the hub's REST API, as the admin -------------------------------------------------------------------
+    def api(self) -> httpx.Client:
+        return httpx.Client(base_url=f"{self.url}/hub/api", timeout=60,
+                            headers={"Authorization": f"token {self.admin_token}"})
+
+    def start_server(self, user: str, name: str = "", timeout: float = 120) -> dict:
+        """Start a user's server through the hub's API and wait until the hub calls it ready."""
+        with self.api() as api:
+            path = f"/users/{user}/servers/{name}" if name else f"/users/{user}/server"
+            response = api.post(path)
+            if response.status_code not in (201, 202, 400):  # 400: already running
+                raise AssertionError(f"spawn {user}/{name}: {response.status_code} {response.text}")
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                model = api.get(f"/users/{user}").json()
+                server = model.get("servers", {}).get(name)
+                if server and server.get("ready"):
+                    return server
+                if not model.get("servers", {}).get(name) and response.status_code != 400:
+                    # spawn failed: the hub dropped the server
+                    pending = model.get("pending")
+                    if not pending:
+                        raise AssertionError(f"the spawn of {user}/{name} failed:\n{self.log()[-3000:]}")
+                time.sleep(0.2)
+        raise AssertionError(f"{user}/{name} not ready in {timeout} s:\n{self.log()[-3000:]}")
+
+    def stop_server(self, user: str, name: str = "") -> None:
+        with self.api() as api:
+            path = f"/users/{user}/servers/{name}" if name else f"/users/{user}/server"
+            api.delete(path)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if name not in api.get(f"/users/{user}").json().get("servers", {}):
+                    return
+                time.sleep(0.2)
+
+    def container(self, user: str, name: str = "") -> str:
+        return f"{self.prefix}-{user}" + (f"--{name}" if name else "")
+
+    def inspect(self, user: str, name: str = "") -> dict:
+        return json.loads(_docker("inspect", self.container(user, name)).stdout)[0]
+
+    def exec_python(self, user: str, code: str, timeout: float = 60, name: str = "") -> subprocess.CompletedProcess:
+        """Run Python in the user's container as the container's own user (uid 1000), like tool code."""
+        return subprocess.run(
+            ["docker", "exec", "-i", "-u", "1000:1000", self.container(user, name), "python", "-"],
+            input=code, capture_output=True, text=True, timeout=timeout,
+        )
+
+    def healthy(self) -> bool:
+        try:
+            hub = httpx.get(f"{self.url}/hub/health", timeout=10)
+            service = httpx.get(f"{self.service_url}/api/v1/health", timeout=10)
+            return hub.status_code == 200 and service.status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def server_answers(self, user: str) -> bool:
+        """The user's server answers its readiness probe through the hub's proxy."""
+        try:
+            return httpx.get(f"{self.url}/user/{user}/ready", timeout=10).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+def start_docker_platform(home: Path, network: str, prefix: str, extra_env: dict | None = None) -> DockerPlatform:
+    port = free_port()
+    env = dict(os.environ)
+    env.update(
+        SKRIPTOTEKET_HOME=str(home),
+        SKRIPTOTEKET_BIND_URL=f"http://127.0.0.1:{port}",
+        SKRIPTOTEKET_PG_PORT=str(free_port()),
+        SKRIPTOTEKET_HUB_PORT=str(free_port()),
+        SKRIPTOTEKET_PROXY_API_URL=f"http://127.0.0.1:{free_port()}",
+        SKRIPTOTEKET_SERVICE_PORT=str(free_port()),
+        SKRIPTOTEKET_ADMIN_PASSWORD=ADMIN_PASSWORD,
+        SKRIPTOTEKET_SPAWNER="docker",
+        SKRIPTOTEKET_IMAGE=IMAGE,
+        SKRIPTOTEKET_DOCKER_NETWORK=network,
+        SKRIPTOTEKET_DOCKER_PREFIX=prefix,
+        **(extra_env or {}),
+    )
+    for name in ("SKRIPTOTEKET_HUB_DB_URL", "SKRIPTOTEKET_DB_URL"):
+        env.pop(name, None)
+    home.mkdir(parents=True, exist_ok=True)
+    log_path = home / "up.log"
+    log = open(log_path, "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "skriptoteket_ext.cli", "up"], env=env, stdout=log, stderr=subprocess.STDOUT,
+        cwd=str(ROOT), start_new_session=True,
+    )
+    platform = DockerPlatform(
+        home=home, url=env["SKRIPTOTEKET_BIND_URL"], env=env, proc=proc, log_path=log_path,
+        postgres=EmbeddedPostgres(home / "postgres", port=int(env["SKRIPTOTEKET_PG_PORT"])),
+    )
+    platform.network, platform.prefix = network, prefix
+    deadline = time.monotonic() + 150
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"skriptoteket up exited with {proc.returncode}:\n{platform.log()[-4000:]}")
+        if "Skriptoteket is running at" in platform.log():
+            platform.admin_token = platform.token_for("admin")
+            return platform
+        time.sleep(0.3)
+    stop_platform(platform)
+    raise RuntimeError(f"the platform did not come up in time:\n{platform.log()[-4000:]}")
+
+
+def remove_containers(prefix: str) -> None:
+    names = _docker("ps", "-aq", "--filter", f"name=^{prefix}-", check=False).stdout.split()
+    if names:
+        _docker("rm", "-f", *names, check=False, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def docker_platform() -> DockerPlatform:
+    tag = secrets.token_hex(3)
+    network, prefix = f"skr-test-{tag}", f"skrtest{tag}"
+    path = Path(private_tmpdir("skr-docker-"))
+    running = start_docker_platform(path / "home", network, prefix)
+    try:
+        yield running
+    finally:
+        stop_platform(running)
+        remove_containers(prefix)
+        running.postgres.stop(mode="immediate")
+        vols = _docker("volume", "ls", "-q", "--filter", f"name={prefix}-work-", check=False).stdout.split()
+        if vols:
+            _docker("volume", "rm", "-f", *vols, check=False)
+        _docker("network", "rm", network, check=False)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def two_teachers(docker_platform):
+    """Two teachers with running servers: the one tests attack from, and a bystander that must keep answering."""
+    for name in ("alice", "bob"):
+        docker_platform.create_user(name)
+    for name in ("alice", "bob"):
+        docker_platform.start_server(name)
+    return "alice", "bob"
+

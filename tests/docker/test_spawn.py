@@ -1,0 +1,84 @@
+"""A user's server is a hardened container from the user image, on the internal network."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import httpx
+
+
+def test_server_spawns_in_a_container(docker_platform, two_teachers):
+    alice, _ = two_teachers
+    with docker_platform.api() as api:
+        model = api.get(f"/users/{alice}").json()
+    server = model["servers"][""]
+    assert server["ready"]
+    info = docker_platform.inspect(alice)
+    assert info["State"]["Running"]
+    assert info["Config"]["Image"].startswith("skriptoteket-user")
+    # the hub's URL for the server is the container's address on the users' network
+    ip = info["NetworkSettings"]["Networks"][docker_platform.network]["IPAddress"]
+    assert ip and ip in server.get("url", "") or server["url"].startswith(f"/user/{alice}/")
+    # the server is the Voila single-user server, running as the image's non-root user
+    assert info["Config"]["User"] == "1000:1000"
+    assert "runner_kernel.singleuser" in " ".join(info["Config"]["Cmd"])
+    # and it answers through the hub's proxy
+    ready = httpx.get(f"{docker_platform.url}/user/{alice}/ready", timeout=30)
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["status"] == "ok"
+
+
+def test_limits_and_flags_are_applied(docker_platform, two_teachers):
+    alice, _ = two_teachers
+    host = docker_platform.inspect(alice)["HostConfig"]
+    assert host["Memory"] == 1024**3
+    assert host["NanoCpus"] == 10**9 or (host["CpuQuota"], host["CpuPeriod"]) == (100000, 100000)
+    assert host["PidsLimit"] == 256
+    assert host["CapDrop"] == ["ALL"] and not host.get("CapAdd")
+    assert "no-new-privileges" in host["SecurityOpt"]
+    assert host["ReadonlyRootfs"] is True
+    assert set(host["Tmpfs"]) == {"/tmp", "/home/skriptoteket"}
+    assert "uid=1000" in host["Tmpfs"]["/home/skriptoteket"]
+    assert not host["Privileged"]
+    # the network: internal, no inter-container traffic
+    net = json.loads(subprocess.run(["docker", "network", "inspect", docker_platform.network],
+                                    capture_output=True, text=True, check=True).stdout)[0]
+    assert net["Internal"] is True
+    assert net["Options"]["com.docker.network.bridge.enable_icc"] == "false"
+    assert list(docker_platform.inspect(alice)["NetworkSettings"]["Networks"]) == [docker_platform.network]
+    # from the inside: the cgroup limits the kernel enforces, the process's capabilities and flags
+    probe = docker_platform.exec_python(alice, r"""
+import os, pathlib
+def read(*paths):
+    for p in paths:
+        try: return pathlib.Path(p).read_text().strip()
+        except OSError: pass
+status = dict(l.split(":", 1) for l in pathlib.Path("/proc/self/status").read_text().splitlines() if ":" in l)
+print("uid", os.getuid())
+print("mem", read("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory.max"))
+print("cpu", read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu.max"))
+print("pids", read("/sys/fs/cgroup/pids/pids.max", "/sys/fs/cgroup/pids.max"))
+print("capeff", status["CapEff"].strip())
+print("nnp", status["NoNewPrivs"].strip())
+""")
+    assert probe.returncode == 0, probe.stderr
+    values = dict(line.split(" ", 1) for line in probe.stdout.splitlines())
+    assert values["uid"] == "1000"
+    assert values["mem"] == str(1024**3)
+    assert values["cpu"].split()[0] == "100000"
+    assert values["pids"] == "256"
+    assert int(values["capeff"], 16) == 0
+    assert values["nnp"] == "1"
+
+
+def test_the_image_is_clean(docker_platform, two_teachers):
+    alice, _ = two_teachers
+    result = subprocess.run(
+        ["docker", "exec", "-u", "1000:1000", docker_platform.container(alice), "sh", "-c",
+         "pip check && python -c 'import importlib.util as u; print(u.find_spec(\"rfc3987_syntax\"))'"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No broken requirements" in result.stdout
+    assert result.stdout.strip().endswith("None")
