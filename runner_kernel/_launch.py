@@ -51,11 +51,6 @@ def main(argv):
         # runner over ipc sockets, which live in the file system and do not need a network.
         if ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWNET) != 0:
             sys.exit(f"unshare(CLONE_NEWNET) failed: errno {ctypes.get_errno()}")
-    if options.get("cpu") is not None:
-        try:
-            os.sched_setaffinity(0, {options["cpu"]})
-        except OSError:
-            pass
 
     target_uid = os.getuid() if uid is None else uid
     # The hard address-space cap leaves room for the idle kernel itself (~0.5-0.7 GiB of mappings with pandas

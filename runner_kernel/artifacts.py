@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import stat
+import tempfile
 from pathlib import Path
 
 _NOT_ID = re.compile(r"[^a-z0-9]")
@@ -39,10 +40,15 @@ def regular_files(output_dir: Path) -> list[str]:
     return sorted(rel for rel in found if not rel.startswith(".."))
 
 
-def collect(output_dir: Path, dest_dir: Path) -> tuple[list[dict], dict[str, Path]]:
-    """Copy the artifacts to ``dest_dir`` (same relative paths); return the manifest and id -> copied file."""
+def collect(output_dir: Path, dest_dir: Path | None) -> tuple[list[dict], dict[str, Path]]:
+    """Copy the artifacts to ``dest_dir`` (same relative paths); return the manifest and id -> copied file.
+
+    Without ``dest_dir`` a temporary directory is made, only if there is something to copy (the caller owns it).
+    """
     manifest, files, taken = [], {}, set()
     for rel in regular_files(output_dir):
+        if dest_dir is None:
+            dest_dir = Path(tempfile.mkdtemp(prefix="skr-artifacts-"))
         target = dest_dir / rel
         try:
             # O_NOFOLLOW + fstat: a file swapped for a symlink or fifo after the walk is still refused.

@@ -196,7 +196,6 @@ class KernelPool:
         self._live: set[_KernelManager] = set()  # every kernel process we own, whatever its stage
         self._tasks: set[asyncio.Task] = set()
         self._starting = 0
-        self._cpu = 0
         self._closing = False
         self.stats = {"started": 0, "start_failures": 0, "acquired": 0, "wait_s_total": 0.0, "wait_s_last": 0.0,
                       "last_start_error": None}
@@ -254,7 +253,10 @@ class KernelPool:
         while True:
             remaining = None if deadline is None else max(0.0, deadline - time.perf_counter())
             kernel = await asyncio.wait_for(self._ready.get(), remaining)
-            self._fill()
+            if self._ready.empty():
+                # Ran dry: start refills now. Otherwise release() starts them once the run is over, so a kernel
+                # start (1-2 s of CPU) does not compete with the run on a small machine.
+                self._fill()
             if kernel.alive():
                 break
             log.warning("pooled kernel %s died while idle; discarding it", kernel.pid)
@@ -266,8 +268,10 @@ class KernelPool:
         return kernel
 
     def release(self, kernel: PooledKernel) -> None:
-        """Kill a kernel after its run (or unused) and clean up in the background. Never reused."""
+        """Kill a kernel after its run (or unused), start its replacement, clean up in the background."""
         kernel.kill()
+        if self._ready is not None:
+            self._fill()
         self._spawn(self._dispose(kernel))
 
     @property
@@ -325,7 +329,6 @@ class KernelPool:
             "uid": self._owner[0] if self._owner else None,
             "gid": self._owner[1] if self._owner else None,
             "isolate_network": self.isolate_network,
-            "cpu": self._next_cpu(),
         }
         km = _KernelManager(
             kernel_name="python3",
@@ -372,7 +375,9 @@ class KernelPool:
         await kernel.kc.wait_for_ready(timeout=self.startup_timeout)
         lines = [f"try:\n    import {name}\nexcept Exception:\n    pass" for name in self.preload]
         lines.append("import _skriptoteket_driver, skriptoteket_toolkit, pdf_helper")
-        msg_id = kernel.kc.execute("\n".join(lines), silent=True, store_history=False)
+        # Not silent: the first non-silent execution in a kernel pays one-off costs (display hook, output
+        # machinery); paid here, not by the run.
+        msg_id = kernel.kc.execute("\n".join(lines), store_history=False)
         while True:  # drain iopub up to this request's idle: a run must see only its own messages
             msg = await kernel.kc.get_iopub_msg()
             if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "status" \
@@ -400,13 +405,6 @@ class KernelPool:
                     kernel.died.set_result(None)
             self._spawn(poll())
 
-    def _next_cpu(self) -> int | None:
-        cpus = sorted(os.sched_getaffinity(0))
-        if len(cpus) < 2:
-            return None
-        self._cpu = (self._cpu + 1) % len(cpus)
-        return cpus[self._cpu]
-
     async def _dispose(self, kernel: PooledKernel) -> None:
         kernel.kill()
         if kernel.pidfd >= 0:
@@ -417,8 +415,6 @@ class KernelPool:
         await self._dispose_km(kernel.km)
         await self._kill_strays(kernel.pid)
         await asyncio.to_thread(_rmtree, kernel.root)
-        if self._ready is not None and not self._closing:
-            self._fill()
 
     async def _dispose_km(self, km: _KernelManager) -> None:
         process = getattr(km.provisioner, "process", None) if km.provisioner else None
@@ -437,17 +433,19 @@ class KernelPool:
     async def _kill_strays(self, sid: int) -> None:
         """Kill what a run left behind outside its process group.
 
-        Anything still in the kernel's session (a child that called setpgid) dies; as root, so does every
-        process of the runner account that belongs to no kernel we own (a child that called setsid).
+        Anything still in the kernel's session (a child that called setpgid) dies. As root, so does any process
+        of the runner account that belongs to none of our kernels but still carries this pool's directory in its
+        environment (a child that called setsid). The account may be shared with other pools (one per user
+        server in demo mode), so its other processes are left alone.
         """
         uid = self._owner[0] if self._owner else None
+        marker = str(self._base).encode()
         for _ in range(20):
-            procs = await asyncio.to_thread(_scan_processes)
+            procs = await asyncio.to_thread(_scan_processes, uid, marker)
             # Decided on the loop thread: a kernel launched before the scan has its pid recorded by now.
             live = {km.provisioner.process.pid for km in self._live
                     if km.provisioner is not None and getattr(km.provisioner, "process", None) is not None}
-            strays = [pid for pid, p_uid, p_sid in procs
-                      if p_sid == sid or (uid is not None and p_uid == uid and p_sid not in live)]
+            strays = [pid for pid, p_sid, ours in procs if p_sid == sid or (ours and p_sid not in live)]
             if not strays:
                 return
             for pid in strays:
@@ -459,32 +457,23 @@ class KernelPool:
         log.warning("processes of a finished run survived repeated SIGKILL")
 
 
-def _scan_processes() -> list[tuple[int, int, int]]:
-    """(pid, uid, session id) of every process, read from /proc."""
+def _scan_processes(uid: int | None, marker: bytes) -> list[tuple[int, int, bool]]:
+    """(pid, session id, ours) of every process; ours: owned by ``uid`` with ``marker`` in its environment."""
     out = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            uid = os.stat(f"/proc/{entry}").st_uid
             with open(f"/proc/{entry}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
+                fields = f.read().rsplit(b")", 1)[1].split()  # after "pid (comm)": state ppid pgrp session
+            ours = False
+            if uid is not None and os.stat(f"/proc/{entry}").st_uid == uid:
+                with open(f"/proc/{entry}/environ", "rb") as f:
+                    ours = marker in f.read()
         except OSError:
             continue
-        out.append((int(entry), uid, int(fields[3])))  # after "pid (comm)": state ppid pgrp session
+        out.append((int(entry), int(fields[3]), ours))
     return out
-
-
-def _rmtree(path: Path) -> None:
-    def make_writable(func, p, _exc):  # a tool may leave a read-only dir behind
-        try:
-            os.chmod(os.path.dirname(p), 0o700)
-            os.chmod(p, 0o700)
-            func(p)
-        except OSError:
-            pass
-
-    shutil.rmtree(path, onerror=make_writable)
 
 
 def _tail(path: Path, size: int = 2000) -> str:

@@ -11,7 +11,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +34,8 @@ class RunRequest:
     memory: dict = field(default_factory=dict)
     action: dict | None = None  # {action_id, input, state} on follow-up action runs
     limits: RunLimits | None = None  # overrides the Runner's (rlimits can only be lowered, see RunLimits)
-    artifacts_dir: str | os.PathLike | None = None  # where artifacts are copied; a new temp dir if None
+    artifacts_dir: str | os.PathLike | None = None  # where artifacts are copied; a new temp dir if None (made
+    # only when there are artifacts; the caller owns it)
 
 
 @dataclass
@@ -87,7 +87,7 @@ class Runner:
             if ending == "done" and artifacts.tree_size(kernel.work_dir) - baseline > limits.disk_bytes:
                 ending = "disk"
             envelope, tb = self._result(kernel, ending, limits, oom_before)
-            dest = Path(request.artifacts_dir or tempfile.mkdtemp(prefix="skr-artifacts-"))
+            dest = Path(request.artifacts_dir) if request.artifacts_dir else None
             envelope["artifacts"], files = artifacts.collect(kernel.output_dir, dest)
             t4 = time.perf_counter()
         finally:

@@ -31,16 +31,19 @@ async def assert_still_serves(run):
 
 
 def leftovers(pool, kernel_pid):
-    """Processes still alive from a finished run: its session, and (as root) stray processes of the runner account."""
+    """Processes still alive from a finished run: its session, and (as root) processes of the runner account that
+    carry this pool's directory in their environment but belong to no live kernel. Other pools may share the
+    account (other tests, other user servers), so their processes do not count."""
     live = {k.provisioner.process.pid for k in pool._live if k.provisioner and k.provisioner.process}
     owner_uid = pool._owner[0] if pool._owner else None
     found = []
     for p in psutil.process_iter(["pid", "uids"]):
         try:
             sid = os.getsid(p.pid)
-        except OSError:
+            ours = owner_uid is not None and p.info["uids"].real == owner_uid and str(pool._base) in str(p.environ())
+        except (OSError, psutil.Error):
             continue
-        if sid == kernel_pid or (owner_uid is not None and p.info["uids"].real == owner_uid and sid not in live):
+        if sid == kernel_pid or (ours and sid not in live):
             found.append(p.pid)
     return found
 
