@@ -88,6 +88,8 @@ PERMISSIONS: dict[tuple[str, str], str] = {
     (r"api/v1/sessions/(\d{1,18})/files/(\d{1,4})", "GET"): "teacher",
     (rf"api/v1/settings/({_SLUG})", "GET"): "teacher",
     (rf"api/v1/settings/({_SLUG})", "PUT"): "teacher",
+    # sandbox (authoring): snapshots of unsaved notebook content; the per-tool check is inside (404 otherwise)
+    ("api/v1/sandbox/snapshots", "POST"): "author",
 }
 
 assert set(PERMISSIONS.values()) <= set(scopes.RULES), "unknown rule in the permissions table"

@@ -21,7 +21,7 @@ from sqlalchemy import and_, delete, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from . import sessions
+from . import sandbox, sessions
 from .blobs import BlobStore
 from .contract import DEFAULT_CAPS, Caps, Issue, artifact_id_for, normalize_inputs, normalize_result, validate_action_input
 from .contract.artifacts import OUTPUT_PREFIX, relative_output_path
@@ -48,6 +48,7 @@ class Policy:
     artifact_bytes_per_run: int = 256 * MiB
     artifact_retention: timedelta = timedelta(days=7)
     session_file_idle: timedelta = timedelta(hours=24)
+    snapshot_retention: timedelta = sandbox.SNAPSHOT_RETENTION  # sandbox snapshots (authoring)
     sweep_batch: int = 500
 
     def timeout(self, context: str) -> int:
@@ -77,14 +78,18 @@ def check_context(context: Any) -> str:
 # ------------------------------------------------------------------------------------------------ the app
 
 
-async def resolve_app(conn: AsyncConnection, slug: Any, context: str) -> Any:
+async def resolve_app(
+    conn: AsyncConnection, slug: Any, context: str, access: sandbox.SandboxAccess | None = None
+) -> Any:
     """The tool and the version a run of ``context`` executes; 404 ``tool_not_found`` otherwise.
 
-    Production: a published tool and its active version. Sandbox (the author's draft or snapshot) belongs to
-    the authoring work and is not served here yet, so it is a 404 too.
+    Production: a published tool and its active version. Sandbox: the snapshot, version or draft head that
+    ``access`` names, for those with authoring rights on the tool only (``sandbox.resolve_app``).
     """
     check_context(context)
-    if context != "production" or not isinstance(slug, str):
+    if context == "sandbox":
+        return await sandbox.resolve_app(conn, slug, access)
+    if not isinstance(slug, str):
         raise ApiError(404, "tool_not_found")
     row = (
         await conn.execute(
@@ -111,9 +116,10 @@ def limits(caps: Caps) -> dict:
     }
 
 
-async def app_model(conn: AsyncConnection, user: str, slug: str, context: str, policy: Policy = DEFAULT_POLICY) -> dict:
+async def app_model(conn: AsyncConnection, user: str, slug: str, context: str, policy: Policy = DEFAULT_POLICY,
+                    access: sandbox.SandboxAccess | None = None) -> dict:
     """Everything the tool app needs to draw the page (``GET apps/{slug}``)."""
-    app = await resolve_app(conn, slug, context)
+    app = await resolve_app(conn, slug, context, access)
     session = await sessions.find(conn, app["tool_id"], user, context)
     return {
         "tool": {
@@ -128,6 +134,7 @@ async def app_model(conn: AsyncConnection, user: str, slug: str, context: str, p
         "session": await sessions.model(conn, session),
         "settings": await sessions.read_settings(conn, app["tool_id"], user, context, app["settings_schema"]),
         "limits": limits(policy.caps),
+        **sandbox.app_extra(app),
     }
 
 
@@ -240,7 +247,8 @@ def check_upload_limits(files: list[dict], caps: Caps) -> None:
 
 
 async def create_run(
-    conn: AsyncConnection, user: str, body: dict, cleanup: list[str], policy: Policy = DEFAULT_POLICY
+    conn: AsyncConnection, user: str, body: dict, cleanup: list[str], policy: Policy = DEFAULT_POLICY,
+    access: sandbox.SandboxAccess | None = None,
 ) -> dict:
     """Validate a run request completely (before any code runs) and create the ``running`` row.
 
@@ -248,7 +256,7 @@ async def create_run(
     ``session_changed``: nothing created), the inputs or the action (422 ``invalid_inputs`` with issues).
     """
     caps = policy.caps
-    app = await resolve_app(conn, body.get("tool"), check_context(body.get("context", "production")))
+    app = await resolve_app(conn, body.get("tool"), check_context(body.get("context", "production")), access)
     request = parse_run_request(body, caps)
     session = await sessions.lock(conn, app["tool_id"], user, request.context)
     if request.expected_state_rev is not None and request.expected_state_rev != session["state_rev"]:
@@ -292,7 +300,8 @@ async def create_run(
         await conn.execute(
             insert(runs)
             .values(
-                tool_id=app["tool_id"], version_id=app["version_id"], user_name=user, context=request.context,
+                tool_id=app["tool_id"], version_id=app["version_id"], snapshot_id=app.get("snapshot_id"),
+                user_name=user, context=request.context,
                 status="running", deadline_at=func.now() + timedelta(seconds=timeout + policy.grace),
                 input_values=values, input_manifest=manifest,
                 action_id=action_model["action_id"] if action_model else None, session_id=session["id"],
@@ -515,6 +524,8 @@ async def finish_run(
         "payload": payload,
         "session": {"id": run["session_id"], "state_rev": state_rev},
     }
+    if run["context"] == "sandbox":  # the author's own sandbox run: the logs come back with the result
+        result["logs"] = {"stdout": finished["stdout"] or "", "stderr": finished["stderr"] or ""}
     return Finished(result, conflict=conflict)
 
 
@@ -697,4 +708,6 @@ async def sweep(conn: AsyncConnection, cleanup: list[str], policy: Policy = DEFA
         )
     ).scalars().all()
     cleanup.extend(dropped)
-    return {"runs": swept_runs, "artifacts": len(expired), "session_files": len(dropped)}
+    snapshots = await sandbox.sweep(conn, policy.sweep_batch)
+    return {"runs": swept_runs, "artifacts": len(expired), "session_files": len(dropped),
+            **({"snapshots": snapshots} if snapshots else {})}

@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from tornado.ioloop import PeriodicCallback
 
-from .. import runs, sessions
+from .. import runs, sandbox, sessions
 from ..blobs import BlobNotFound, delete_all
 from ..errors import ApiError
 from ..profiles import touch
@@ -34,6 +34,14 @@ class RunsBaseHandler(APIHandler):
 
     def context_arg(self) -> str:
         return runs.check_context(self.get_argument("context", "production"))
+
+    def sandbox_access(self, body: dict | None = None) -> sandbox.SandboxAccess:
+        """Who asks for sandbox content and which (``snapshot``/``version`` from the query, or ``snapshot_id``/
+        ``version_id`` from a run request's body); used only when the context is ``sandbox``."""
+        if body is not None:
+            return sandbox.SandboxAccess(self.current_user, body.get("snapshot_id"), body.get("version_id"))
+        return sandbox.SandboxAccess(self.current_user, self.get_argument("snapshot", None),
+                                     self.get_argument("version", None))
 
     def error_parts(self, status_code, exc_info):
         status, code, message, details = super().error_parts(status_code, exc_info)
@@ -65,7 +73,8 @@ class AppHandler(RunsBaseHandler):
     @needs_scope()
     async def get(self, slug: str) -> None:
         async with self.transaction() as (conn, _):
-            self.write_json(await runs.app_model(conn, self.user_name, slug, self.context_arg(), self.policy))
+            self.write_json(await runs.app_model(conn, self.user_name, slug, self.context_arg(), self.policy,
+                                                 self.sandbox_access()))
 
 
 class RunsHandler(RunsBaseHandler):
@@ -74,7 +83,7 @@ class RunsHandler(RunsBaseHandler):
         body = self.json_body()
         async with self.transaction() as (conn, cleanup):
             await touch(conn, self.user_name)
-            created = await runs.create_run(conn, self.user_name, body, cleanup, self.policy)
+            created = await runs.create_run(conn, self.user_name, body, cleanup, self.policy, self.sandbox_access(body))
         self.write_json(created, status=201)
 
     @needs_scope()
@@ -149,7 +158,7 @@ class SessionHandler(RunsBaseHandler):
     async def get(self, slug: str) -> None:
         context = self.context_arg()
         async with self.transaction() as (conn, _):
-            app = await runs.resolve_app(conn, slug, context)
+            app = await runs.resolve_app(conn, slug, context, self.sandbox_access())
             session = await sessions.find(conn, app["tool_id"], self.user_name, context)
             self.write_json(await sessions.model(conn, session))
 
@@ -157,7 +166,7 @@ class SessionHandler(RunsBaseHandler):
     async def delete(self, slug: str) -> None:
         context = self.context_arg()
         async with self.transaction() as (conn, cleanup):
-            app = await runs.resolve_app(conn, slug, context)
+            app = await runs.resolve_app(conn, slug, context, self.sandbox_access())
             model = await sessions.clear(conn, app["tool_id"], self.user_name, context, cleanup)
         self.write_json(model)
 
@@ -175,7 +184,7 @@ class SettingsHandler(RunsBaseHandler):
     async def get(self, slug: str) -> None:
         context = self.context_arg()
         async with self.transaction() as (conn, _):
-            app = await runs.resolve_app(conn, slug, context)
+            app = await runs.resolve_app(conn, slug, context, self.sandbox_access())
             self.write_json(await sessions.read_settings(conn, app["tool_id"], self.user_name, context, app["settings_schema"]))
 
     @needs_scope()
@@ -183,13 +192,28 @@ class SettingsHandler(RunsBaseHandler):
         context = self.context_arg()
         body = self.json_body()
         async with self.transaction() as (conn, _):
-            app = await runs.resolve_app(conn, slug, context)
+            app = await runs.resolve_app(conn, slug, context, self.sandbox_access())
             await touch(conn, self.user_name)
             saved = await sessions.save_settings(
                 conn, app["tool_id"], self.user_name, context, app["settings_schema"], body.get("values"),
                 caps=self.policy.caps,
             )
         self.write_json(saved)
+
+
+# ------------------------------------------------------------------------------------ sandbox (authoring)
+
+
+class SandboxSnapshotsHandler(RunsBaseHandler):
+    @needs_scope(AUTHOR)
+    async def post(self) -> None:
+        """Store unsaved notebook content for sandbox runs (docs/authoring.md); 201 ``{id, expires_at, ...}``."""
+        body = self.json_body()
+        async with self.transaction() as (conn, _):
+            await touch(conn, self.user_name)
+            created = await sandbox.create_snapshot(conn, self.current_user, body, lang=self.lang,
+                                                    retention=self.policy.snapshot_retention)
+        self.write_json(created, status=201)
 
 
 def start_sweeper(app, interval_seconds: float, log) -> PeriodicCallback | None:
@@ -225,4 +249,5 @@ default_handlers = [
     (rf"api/v1/sessions/{SLUG}", SessionHandler),
     (r"api/v1/sessions/(\d{1,18})/files/(\d{1,4})", SessionFileHandler),
     (rf"api/v1/settings/{SLUG}", SettingsHandler),
+    (r"api/v1/sandbox/snapshots", SandboxSnapshotsHandler),
 ]
