@@ -189,3 +189,48 @@ elif mode == "docker":
     load_subconfig(str(here / "docker.py"))  # noqa: F821
 else:
     raise SystemExit(f"SKRIPTOTEKET_SPAWNER must be 'demo' or 'docker', not {mode!r}")
+
+# --- authoring: JupyterLab for authors (docs/authoring.md) --------------------------------------------------------
+# (1) The token of an author's JupyterLab server (the named server "lab") may call the Skriptoteket service as
+#     that author, so the authoring library in its kernels works with $JUPYTERHUB_API_TOKEN. By default a server's
+#     token has only the `server` role (users:activity!user, access:servers!server), which cannot reach the service.
+#     JupyterHub (>= 4) gives the token the subset of these scopes the user holds: authors get author, reviewers
+#     review too; a teacher never gets a lab server (below). The tool-app (Voila) servers keep the default.
+_LAB_SERVER = "lab"
+_LAB_TOKEN_SCOPES = [
+    "users:activity!user", "access:servers!server",
+    f"access:services!service={scopes.SERVICE_NAME}", *scopes.CUSTOM_SCOPES,
+]
+
+
+def _server_token_scopes(spawner):
+    return list(_LAB_TOKEN_SCOPES) if spawner.name == _LAB_SERVER else []  # [] = the `server` role
+
+
+c.Spawner.server_token_scopes = _server_token_scopes
+
+# (2) Demo mode: the named server "lab" runs JupyterLab (jupyterhub-singleuser) for members of the author groups;
+#     the default server stays the tool app; any other name, or a teacher asking for "lab", is refused. (Docker
+#     mode does the same in hub_config/docker.py.)
+if mode == "demo":
+    from tornado import web as _web
+
+    _AUTHOR_GROUPS = {"authors", "reviewers", "admins"}
+
+    def _demo_pre_spawn_hook(spawner):
+        name = spawner.name or ""
+        if name == "":
+            return
+        if name != _LAB_SERVER:
+            raise _web.HTTPError(400, log_message=(
+                f"There is no server called {name!r} here: use your tool page, or 'lab' for JupyterLab (authors)."))
+        if not (spawner.user.admin or any(g.name in _AUTHOR_GROUPS for g in spawner.user.groups)):
+            raise _web.HTTPError(403, log_message=(
+                "JupyterLab is for tool authors. Ask an administrator to add you to the authors group."))
+        spawner.cmd = [str(Path(sys.executable).with_name("jupyterhub-singleuser"))]
+        spawner.args = []
+        spawner.default_url = "/lab"
+
+    c.JupyterHub.allow_named_servers = True
+    c.JupyterHub.named_server_limit_per_user = 1
+    c.Spawner.pre_spawn_hook = _demo_pre_spawn_hook
