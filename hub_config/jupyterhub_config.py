@@ -89,6 +89,8 @@ service_env = {
     "SKRIPTOTEKET_LANGUAGE": os.environ.get("SKRIPTOTEKET_LANGUAGE", "en"),
     "PYTHONUNBUFFERED": "1",
 }
+# AI assistance (docs/ai.md): the service alone gets the endpoint, key and limits; user servers never do.
+service_env.update({k: v for k, v in os.environ.items() if k.startswith("SKRIPTOTEKET_AI_")})
 c.JupyterHub.services = [
     {
         "name": scopes.SERVICE_NAME,

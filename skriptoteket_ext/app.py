@@ -18,7 +18,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from jupyterhub.utils import url_path_join
 from tornado import web
 from tornado.httpserver import HTTPServer
-from traitlets import Float, Integer, Unicode, default
+from traitlets import Bool, Dict, Float, Integer, Unicode, default
 from traitlets.config import Application
 
 from . import __version__
@@ -112,6 +112,10 @@ class SkriptoteketService(Application):
     )
     artifact_retention_days = Float(7.0, help="Days an artifact stays downloadable.").tag(config=True)
     session_file_idle_hours = Float(24.0, help="Hours an unused session file is kept.").tag(config=True)
+    ai = Dict(help="AI assistance per capability (generate, edit, explain, complete, or 'default' for all): "
+                   "base_url, api_key, model, max_tokens, requests_per_minute, tokens_per_day, timeout, temperature. "
+                   "Off unless configured; $SKRIPTOTEKET_AI_* give defaults (docs/ai.md).").tag(config=True)
+    ai_log_prompts = Bool(False, help="Log AI prompts and answers (they hold authors' code).").tag(config=True)
 
     def run_policy(self) -> Policy:
         return Policy(

@@ -88,6 +88,12 @@ PERMISSIONS: dict[tuple[str, str], str] = {
     (r"api/v1/sessions/(\d{1,18})/files/(\d{1,4})", "GET"): "teacher",
     (rf"api/v1/settings/({_SLUG})", "GET"): "teacher",
     (rf"api/v1/settings/({_SLUG})", "PUT"): "teacher",
+    # AI assistance for authors (handlers/ai.py; docs/ai.md)
+    ("api/v1/ai/status", "GET"): "teacher",
+    ("api/v1/ai/generate", "POST"): "author",
+    (rf"{TOOL}/ai/edit", "POST"): "maintainer",
+    (rf"{TOOL}/ai/explain", "POST"): "maintainer",
+    (rf"{TOOL}/ai/complete", "POST"): "maintainer",
     # sandbox (authoring): snapshots of unsaved notebook content; the per-tool check is inside (404 otherwise)
     ("api/v1/sandbox/snapshots", "POST"): "author",
 }
