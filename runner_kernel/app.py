@@ -123,6 +123,9 @@ APP_CSS = """
 .skr-app input[type=text], .skr-app textarea, .skr-app select { border: 1px solid #b5b5b5; border-radius: 4px;
   padding: 4px 6px; background: #fff; }
 .skr-app .skr-field { max-width: 560px; }
+.skr-app button.jupyter-button:not(.skr-run-button):not(.skr-step) { border: 1px solid #b5b5b5; border-radius: 4px;
+  background: #f6f8fa; }
+.skr-app button.skr-action-button { background: #e8f0fb; border-color: #1f5fa8; color: #173a5e; font-weight: 600; }
 .skr-app .skr-nav { margin: 18px 0 2px; }
 """
 
@@ -538,6 +541,24 @@ class ToolApp:
         self.body.children = [header, view]
 
 
+async def _none() -> None:
+    return None
+
+
+async def _profile(client: ServiceClient) -> dict | None:
+    try:
+        return await client.request("GET", "me")
+    except ServiceError:
+        return None
+
+
+async def _fetch_app(client: ServiceClient, slug: str) -> dict | ServiceError:
+    try:
+        return await client.app(slug, CONTEXT)
+    except ServiceError as exc:
+        return exc
+
+
 async def start(params: dict | None = None, token: str | None = None) -> ToolApp:
     """Build the page for this request (the query string and the user's token from the request)."""
     params = query_params() if params is None else params
@@ -547,17 +568,24 @@ async def start(params: dict | None = None, token: str | None = None) -> ToolApp
     app = ToolApp(client, lang=lang or "en")
     display(app.root)
     try:
-        if not lang:
-            try:
-                me = await client.request("GET", "me")
-                app.lang = client.lang = normalize_language(me.get("language") or "en")
-            except ServiceError:
-                pass
         run_id, slug = params.get("run", "").strip(), params.get("tool", "").strip()
-        if run_id:
+        if slug and not run_id:
+            # the profile (language) and the app in one round trip's time
+            me, opened = await asyncio.gather(_profile(client) if not lang else _none(), _fetch_app(client, slug))
+            if me:
+                app.lang = client.lang = normalize_language(me.get("language") or "en")
+            app.slug = slug
+            if isinstance(opened, ServiceError):
+                app._open_failed(opened)
+            else:
+                app.app = opened
+                app.draw()
+        elif run_id:
+            if not lang:
+                me = await _profile(client)
+                if me:
+                    app.lang = client.lang = normalize_language(me.get("language") or "en")
             await app.open_replay(run_id)
-        elif slug:
-            await app.open_tool(slug)
         else:
             app.show_message("no_tool", "info")
     except Exception:  # noqa: BLE001 - never a traceback on the page

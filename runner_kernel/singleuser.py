@@ -55,6 +55,7 @@ from traitlets.config import Config  # noqa: E402
 from voila.app import Voila  # noqa: E402
 from voila.paths import collect_static_paths, collect_template_paths  # noqa: E402
 from voila.request_info_handler import RequestInfoSocketHandler  # noqa: E402
+from voila.static_file_handler import TemplateStaticFileHandler  # noqa: E402
 from voila.tornado.handler import TornadoVoilaHandler  # noqa: E402
 from voila.utils import ENV_VARIABLE  # noqa: E402
 
@@ -194,6 +195,45 @@ class ToolPageHandler(TornadoVoilaHandler):
             if token:
                 self.request.headers[USER_TOKEN_HEADER] = token
         await super().get(path)
+
+
+def project_template(name: str) -> tuple[Path, str] | None:
+    """``(directory, base template)`` of a template shipped in the project's ``voila_templates/``, or None."""
+    own = PROJECT_TEMPLATES / name if name and "/" not in name and not name.startswith(".") else None
+    if not (own and (own / "conf.json").is_file()):
+        return None
+    return own, json.loads((own / "conf.json").read_text()).get("base_template", "lab")
+
+
+class ProjectTemplateStaticFileHandler(TemplateStaticFileHandler):
+    """``voila/templates/<name>/static/…`` for the project's own templates too (their static files, then their
+    base template's); Voila's handler only knows templates on the Jupyter data path."""
+
+    def parse_url_path(self, path):
+        template, static, _rest = path.split("/", 2)
+        found = project_template(template)
+        if found is None:
+            return super().parse_url_path(path)
+        own, base = found
+        self.roots = _project_static_roots(own, base)
+        return tornado.web.StaticFileHandler.parse_url_path(self, path)
+
+    @classmethod
+    def get_absolute_path(cls, root, path):
+        template, static, relpath = os.path.normpath(path).split(os.path.sep, 2)
+        found = project_template(template)
+        if found is None:
+            return super().get_absolute_path(root, path)
+        abspath = ""
+        for candidate in _project_static_roots(*found):
+            abspath = os.path.abspath(os.path.join(candidate, relpath))
+            if os.path.exists(abspath):
+                break
+        return abspath  # a missing file is a 404
+
+
+def _project_static_roots(own: Path, base: str) -> list[str]:
+    return [str(own / "static"), *collect_static_paths(["voila", "nbconvert"], base)]
 
 
 class ReadyHandler(tornado.web.RequestHandler):
@@ -351,12 +391,11 @@ class SkriptoteketVoila(Voila):
     def setup_template_dirs(self):
         """Templates under the project's ``voila_templates/<name>`` (with a ``conf.json`` naming its
         ``base_template``) are used in place, before the Jupyter data path; others as Voila finds them."""
-        name = self.voila_configuration.template
-        own = PROJECT_TEMPLATES / name if name else None
-        if not (own and (own / "conf.json").is_file()):
+        found = project_template(self.voila_configuration.template)
+        if found is None:
             return super().setup_template_dirs()
+        own, base = found
         conf = json.loads((own / "conf.json").read_text())
-        base = conf.get("base_template", "lab")
         self.template_paths = [str(own), *collect_template_paths(["voila", "nbconvert"], base, prune=True)]
         self.static_paths = [str(own / "static"), *collect_static_paths(["voila", "nbconvert"], base)]
         from jupyter_server import DEFAULT_STATIC_FILES_PATH
@@ -419,6 +458,8 @@ class SkriptoteketVoila(Voila):
                 continue  # served on the private listener only
             if handler_class is TornadoVoilaHandler:
                 spec = (pattern, ToolPageHandler, *rest)
+            if handler_class is TemplateStaticFileHandler:
+                spec = (pattern, ProjectTemplateStaticFileHandler, *rest)
             handlers.append(spec)
         ready = (url_path_join(self.server_url, "ready"), ReadyHandler, {"app": self})
         return [ready, *handlers]
