@@ -29,7 +29,10 @@ Networking, and how tool code reaches what it must:
   ``http://<gateway>:<service port>/services/skriptoteket/api/v1/``: straight to the service, not through the
   proxy, so the proxy may stay on loopback behind the site's TLS reverse proxy. Postgres and the proxy's API stay on
   127.0.0.1, which containers cannot reach. Anything else listening on 0.0.0.0 on the host *is* reachable from the
-  containers at the gateway address: docs/docker.md has the firewall rule that limits them to the two ports.
+  containers at the gateway address, unless the host firewall rules are in place: as root, the hub adds iptables
+  rules (tagged ``skriptoteket:<network>``) that refuse at once any connection out of the network and any new
+  connection to the host other than to the hub's and the service's ports (``SKRIPTOTEKET_DOCKER_FIREWALL``:
+  ``auto`` (default), ``on``, ``off``).
 
 Teachers get the default server: ``python -m runner_kernel.singleuser`` (Voila with preheated kernels).
 Members of the author groups may also start the named server ``lab``: JupyterLab (``jupyterhub-singleuser``)
@@ -125,10 +128,59 @@ def _preflight():
         gateway = attrs["IPAM"]["Config"][0]["Gateway"]
     except (KeyError, IndexError):
         _fail(f"the Docker network {NETWORK!r} has no gateway address")
-    return gateway
+    return gateway, attrs
 
 
-GATEWAY = _preflight()
+def _iptables_rules(network_attrs, ports):
+    bridge = network_attrs.get("Options", {}).get("com.docker.network.bridge.name") or "br-" + network_attrs["Id"][:12]
+    subnet = network_attrs["IPAM"]["Config"][0]["Subnet"]
+    tag = ["-m", "comment", "--comment", f"skriptoteket:{NETWORK}"]
+    new = ["-m", "conntrack", "--ctstate", "NEW"]
+    return [
+        # out of the network: refused at once (Docker's own rule for internal networks drops, so connects hang)
+        ("DOCKER-USER", ["-i", bridge, "!", "-d", subnet, *tag, "-j", "REJECT", "--reject-with",
+                         "icmp-net-unreachable"]),
+        # into the host: only the hub's and the service's ports, whatever else listens on 0.0.0.0
+        ("INPUT", ["-i", bridge, "-p", "tcp", *new, "-m", "multiport", "!", "--dports", ",".join(map(str, ports)),
+                   *tag, "-j", "REJECT", "--reject-with", "tcp-reset"]),
+        ("INPUT", ["-i", bridge, "!", "-p", "tcp", *new, *tag, "-j", "REJECT"]),
+    ]
+
+
+def _firewall(network_attrs, ports):
+    """Host firewall rules for the users' network (iptables; root). SKRIPTOTEKET_DOCKER_FIREWALL: ``auto``
+    (default: apply when possible, else warn), ``on`` (fail when impossible), ``off``."""
+    import shlex
+    import shutil
+    import subprocess
+
+    mode = os.environ.get("SKRIPTOTEKET_DOCKER_FIREWALL", "auto")
+    if mode == "off":
+        return
+    if os.geteuid() != 0 or shutil.which("iptables") is None:
+        if mode == "on":
+            _fail("SKRIPTOTEKET_DOCKER_FIREWALL=on needs root and iptables")
+        print("Skriptoteket (Docker mode): no iptables rules for the users' network (not root or no iptables): "
+              "outside connections time out instead of failing at once, and containers reach every port the host "
+              "opens on 0.0.0.0; see docs/docker.md", file=sys.stderr)
+        return
+    marker = f"skriptoteket:{NETWORK}"
+    try:
+        for chain in ("DOCKER-USER", "INPUT"):  # rules from an earlier start (other ports) go first
+            listing = subprocess.run(["iptables", "-S", chain], capture_output=True, text=True, check=True).stdout
+            for line in listing.splitlines():
+                if marker in line and line.startswith("-A "):
+                    subprocess.run(["iptables", "-D", *shlex.split(line)[1:]], check=True, capture_output=True)
+        for chain, rule in reversed(_iptables_rules(network_attrs, ports)):
+            subprocess.run(["iptables", "-I", chain, "1", *rule], check=True, capture_output=True, text=True)
+    except subprocess.CalledProcessError as e:
+        if mode == "on":
+            _fail(f"iptables failed: {(e.stderr or '').strip()}")
+        print(f"Skriptoteket (Docker mode): iptables failed ({(e.stderr or '').strip()}); see docs/docker.md",
+              file=sys.stderr)
+
+
+GATEWAY, _NETWORK_ATTRS = _preflight()
 
 
 # --- the spawner ------------------------------------------------------------------------------------------------
@@ -179,6 +231,8 @@ def pre_spawn_hook(spawner):
 
 
 service_port = int(os.environ.get("SKRIPTOTEKET_SERVICE_PORT", "10101"))
+hub_port = int(os.environ.get("SKRIPTOTEKET_HUB_PORT", "8081"))
+_firewall(_NETWORK_ATTRS, [hub_port, service_port])
 c.JupyterHub.spawner_class = SkriptoteketDockerSpawner
 c.JupyterHub.hub_ip = GATEWAY
 c.JupyterHub.hub_connect_ip = GATEWAY

@@ -33,7 +33,7 @@ CERT=${PIP_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}
 LABEL=org.skriptoteket.content-hash
 
 # System packages of the base image: Python, tini (PID 1 that reaps kernels), WeasyPrint's Pango/HarfBuzz and
-# fonts. `node`+`npm` are for the hub image's configurable-http-proxy (not in the user image: see --hub).
+# fonts. (The hub image adds this host's node binary and configurable-http-proxy: see --hub.)
 BASE_PACKAGES="python3 python3-venv python3-pip ca-certificates tini libpango-1.0-0 libpangoft2-1.0-0 \
 libharfbuzz0b libharfbuzz-subset0 libfontconfig1 fontconfig fonts-dejavu-core shared-mime-info"
 EXTRA_REQUIREMENTS="jupyterhub-idle-culler>=1.4,<2"
@@ -60,12 +60,15 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.1f s", b-a}'; }
 content_hash() {
   {
     echo "base=${registry_base:-$BASE} packages=$BASE_PACKAGES extra=$EXTRA_REQUIREMENTS"
-    for f in runner_kernel/Dockerfile scripts/build-image.sh pyproject.toml; do sha256sum "$f"; done
+    for f in runner_kernel/Dockerfile scripts/build-image.sh scripts/image/* pyproject.toml; do sha256sum "$f"; done
     git ls-files -co --exclude-standard -- skriptoteket_ext runner_kernel notebooks voila_templates migrations \
       | grep -v __pycache__ | LC_ALL=C sort | while read -r f; do [ -f "$f" ] && sha256sum "$f"; done
   } | sha256sum | cut -c1-16
 }
 HASH=$(content_hash)
+HUB_HASH=$({ echo "$HASH"; sha256sum deploy/hub.Dockerfile; git ls-files -co --exclude-standard -- hub_config \
+  | grep -v __pycache__ | LC_ALL=C sort | while read -r f; do [ -f "$f" ] && sha256sum "$f"; done; } \
+  | sha256sum | cut -c1-16)
 if [ "$print_hash" = 1 ]; then echo "$HASH"; exit 0; fi
 
 command -v docker >/dev/null || { echo "docker is not installed" >&2; exit 1; }
@@ -73,8 +76,9 @@ docker info >/dev/null 2>&1 || { echo "the Docker engine is not reachable (is do
 
 image_hash() { docker image inspect -f "{{ index .Config.Labels \"$LABEL\" }}" "$1" 2>/dev/null || true; }
 
-if [ "$force" = 0 ] && [ "$(image_hash "$IMAGE")" = "$HASH" ] \
-   && { [ "$want_hub" = 0 ] || [ "$(image_hash "$HUB_IMAGE")" = "$HASH" ]; }; then
+build_user=1; [ "$force" = 0 ] && [ "$(image_hash "$IMAGE")" = "$HASH" ] && build_user=0
+build_hub=$want_hub; [ "$force" = 0 ] && [ "$(image_hash "$HUB_IMAGE")" = "$HUB_HASH" ] && build_hub=0
+if [ "$build_user" = 0 ] && [ "$build_hub" = 0 ]; then
   log "$IMAGE is up to date (content hash $HASH)"
   exit 0
 fi
@@ -169,28 +173,35 @@ if [ ! -f "$deps/.complete" ]; then
 fi
 cp -l "$deps"/*.whl "$ctx/wheelhouse/" 2>/dev/null || cp "$deps"/*.whl "$ctx/wheelhouse/"
 cp -r notebooks voila_templates "$ctx/"
+cp -r scripts/image "$ctx/image"
 cp runner_kernel/Dockerfile deploy/hub.Dockerfile "$ctx/" 2>/dev/null || cp runner_kernel/Dockerfile "$ctx/"
 find "$ctx" -name __pycache__ -prune -exec rm -rf {} +
 log "wheelhouse ready ($(ls "$ctx/wheelhouse" | wc -l) wheels, $(du -sh "$ctx/wheelhouse" | cut -f1)) in $(since "$t")"
 
 # ---- 3. docker build -------------------------------------------------------------------------------------------------
-t=$(now)
-log "docker build $IMAGE (FROM $BASE)"
-DOCKER_BUILDKIT=0 docker build --quiet --force-rm -f "$ctx/Dockerfile" \
-  --build-arg BASE_IMAGE="$BASE" --label "$LABEL=$HASH" -t "$IMAGE" "$ctx" >/dev/null 2>"$CACHE/build.err" \
-  || { cat "$CACHE/build.err" >&2; exit 1; }
-log "user image built in $(since "$t"): $(docker image inspect -f '{{.Size}}' "$IMAGE" | awk '{printf "%.0f MB", $1/1e6}')"
+if [ "$build_user" = 1 ]; then
+  t=$(now)
+  log "docker build $IMAGE (FROM $BASE)"
+  DOCKER_BUILDKIT=0 docker build --quiet --force-rm -f "$ctx/Dockerfile" \
+    --build-arg BASE_IMAGE="$BASE" --label "$LABEL=$HASH" -t "$IMAGE" "$ctx" >/dev/null 2>"$CACHE/build.err" \
+    || { cat "$CACHE/build.err" >&2; exit 1; }
+  log "user image built in $(since "$t"): $(docker image inspect -f '{{.Size}}' "$IMAGE" | awk '{printf "%.0f MB", $1/1e6}')"
+else
+  log "$IMAGE is up to date (content hash $HASH)"
+fi
 
-if [ "$want_hub" = 1 ]; then
+if [ "$build_hub" = 1 ]; then
   t=$(now)
   [ -x node_modules/.bin/configurable-http-proxy ] || ./scripts/setup.sh >/dev/null
-  mkdir -p "$ctx/node_modules"
-  cp -r node_modules/. "$ctx/node_modules/"
-  cp -r hub_config migrations "$ctx/"
+  node_bin=$(readlink -f "$(command -v node)") || { echo "node is needed for the hub image" >&2; exit 1; }
+  mkdir -p "$ctx/node" "$ctx/src"
+  cp "$node_bin" "$ctx/node/node"
+  cp -r node_modules "$ctx/node/node_modules"
+  cp -r hub_config migrations skriptoteket_ext runner_kernel "$ctx/src/"
   find "$ctx" -name __pycache__ -prune -exec rm -rf {} +
   log "docker build $HUB_IMAGE (FROM $BASE)"
   DOCKER_BUILDKIT=0 docker build --quiet --force-rm -f "$ctx/hub.Dockerfile" \
-    --build-arg BASE_IMAGE="$BASE" --label "$LABEL=$HASH" -t "$HUB_IMAGE" "$ctx" >/dev/null 2>"$CACHE/build.err" \
+    --build-arg BASE_IMAGE="$BASE" --label "$LABEL=$HUB_HASH" -t "$HUB_IMAGE" "$ctx" >/dev/null 2>"$CACHE/build.err" \
     || { cat "$CACHE/build.err" >&2; exit 1; }
   log "hub image built in $(since "$t")"
 fi

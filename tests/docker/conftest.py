@@ -47,8 +47,11 @@ def engine_problem() -> str | None:
 
 
 def pytest_collection_modifyitems(config, items):
+    """Tests that use the engine (the ``docker_platform`` fixture) are marked ``docker`` and skipped, with the
+    reason, when it is not there; the file checks (compose, Kubernetes values) always run."""
     here = Path(__file__).parent
-    mine = [item for item in items if Path(str(item.fspath)).is_relative_to(here)]
+    mine = [item for item in items if Path(str(item.fspath)).is_relative_to(here)
+            and "docker_platform" in getattr(item, "fixturenames", ())]
     for item in mine:
         item.add_marker(pytest.mark.docker)
     if mine:
@@ -171,6 +174,19 @@ def start_docker_platform(home: Path, network: str, prefix: str, extra_env: dict
     raise RuntimeError(f"the platform did not come up in time:\n{platform.log()[-4000:]}")
 
 
+def remove_firewall_rules(network: str) -> None:
+    """The hub's iptables rules for a test network (tagged skriptoteket:<network>) go with the network."""
+    if os.geteuid() != 0 or shutil.which("iptables") is None:
+        return
+    import shlex
+
+    for chain in ("DOCKER-USER", "INPUT"):
+        listing = subprocess.run(["iptables", "-S", chain], capture_output=True, text=True).stdout
+        for line in listing.splitlines():
+            if f"skriptoteket:{network}" in line and line.startswith("-A "):
+                subprocess.run(["iptables", "-D", *shlex.split(line)[1:]], capture_output=True)
+
+
 def remove_containers(prefix: str) -> None:
     names = _docker("ps", "-aq", "--filter", f"name=^{prefix}-", check=False).stdout.split()
     if names:
@@ -193,6 +209,7 @@ def docker_platform() -> DockerPlatform:
         if vols:
             _docker("volume", "rm", "-f", *vols, check=False)
         _docker("network", "rm", network, check=False)
+        remove_firewall_rules(network)
         shutil.rmtree(path, ignore_errors=True)
 
 

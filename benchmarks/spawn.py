@@ -1,0 +1,143 @@
+"""Docker mode: cold spawn to a usable tool page, the memory of an idle teacher container, and the runner's
+overhead inside the container. Needs a Docker engine and the user image (./scripts/build-image.sh).
+
+    .venv/bin/python benchmarks/spawn.py [--rounds 5] [--cpu 1.0]
+
+Baselines measured in the same run, so ratios survive a busy machine:
+  - container floor: `docker run --rm IMAGE python -c pass` with the same hardening flags and CPU limit;
+  - import floor: `python -c "import runner_kernel.singleuser"` in such a container.
+Goals (docs/docker.md): cold spawn to tool page <= 2 s p50 at 1 CPU; idle teacher container <= 200 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.docker.conftest import (  # noqa: E402
+    IMAGE, engine_problem, remove_containers, remove_firewall_rules, start_docker_platform,
+)
+from tests.e2e.conftest import stop_platform  # noqa: E402
+
+HARDENING = ["--read-only", "--cap-drop=ALL", "--security-opt=no-new-privileges", "--pids-limit=256",
+             "--tmpfs=/tmp:rw,nosuid,nodev,size=256m", "--tmpfs=/home/skriptoteket:rw,nosuid,nodev,uid=1000,gid=1000",
+             "--network=none", "--memory=1g"]
+
+
+def timed(cmd: list[str]) -> float:
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True)
+    return time.perf_counter() - t
+
+
+def median(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def container_mem_mb(name: str) -> tuple[float, float]:
+    """(docker stats' usage, i.e. without page cache; the cgroup's raw usage) in MB."""
+    stats = subprocess.run(["docker", "stats", "--no-stream", "--format", "{{json .}}", name],
+                           capture_output=True, text=True, check=True).stdout
+    usage = json.loads(stats)["MemUsage"].split("/")[0].strip()
+    units = {"KiB": 1 / 1024, "MiB": 1, "GiB": 1024, "B": 1 / 1024 / 1024}
+    value = next(float(usage[: -len(u)]) * f for u, f in units.items() if usage.endswith(u))
+    raw = subprocess.run(["docker", "exec", name, "cat", "/sys/fs/cgroup/memory/memory.usage_in_bytes"],
+                         capture_output=True, text=True).stdout.strip()
+    return value * 1.048576, (int(raw) / 1e6 if raw.isdigit() else float("nan"))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--cpu", type=float, default=1.0)
+    args = parser.parse_args()
+    problem = engine_problem()
+    if problem:
+        print(f"skipped: {problem}")
+        return 0
+    cpus = f"--cpus={args.cpu}"
+    print(f"image {IMAGE}, {args.rounds} rounds, cpu_limit {args.cpu}; load average {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} cores")
+
+    floor = [timed(["docker", "run", "--rm", cpus, *HARDENING, "--entrypoint", "python", IMAGE, "-c", "pass"])
+             for _ in range(args.rounds)]
+    imports = [timed(["docker", "run", "--rm", cpus, *HARDENING, "--entrypoint", "python", IMAGE, "-c",
+                      "import runner_kernel.singleuser"]) for _ in range(args.rounds)]
+
+    tag = os.urandom(3).hex()
+    network, prefix = f"skr-bench-{tag}", f"skrbench{tag}"
+    home = Path(tempfile.mkdtemp(prefix="skr-bench-")) / "home"
+    platform = start_docker_platform(home, network, prefix, {"SKRIPTOTEKET_CPU_LIMIT": str(args.cpu)})
+    ready, page, page_warm, mem = [], [], [], None
+    try:
+        user = "bench"
+        platform.create_user(user)
+        client = platform.login(user)
+        for i in range(args.rounds):
+            t0 = time.perf_counter()
+            server = platform.start_server(user, timeout=180)
+            ready.append(time.perf_counter() - t0)
+            response = client.get(f"/user/{user}/", timeout=120)
+            page.append(time.perf_counter() - t0)
+            status = response.status_code
+            t1 = time.perf_counter()
+            client.get(f"/user/{user}/", timeout=120)
+            page_warm.append(time.perf_counter() - t1)
+            print(f"  round {i + 1}: hub ready {ready[-1]:.2f} s, first page {page[-1]:.2f} s (HTTP {status}, "
+                  f"{len(response.content)} B), next page {page_warm[-1] * 1000:.0f} ms", flush=True)
+            if i == args.rounds - 1:
+                time.sleep(20)  # idle: one open tool page, a warm Voila pool and a warm runner pool
+                body = httpx.get(f"{platform.url}/user/{user}/ready", timeout=10).json()
+                mem = container_mem_mb(platform.container(user))
+                print(f"  idle container: {mem[0]:.0f} MB (docker stats), {mem[1]:.0f} MB (cgroup incl. cache); "
+                      f"ready: {body}")
+            else:
+                platform.stop_server(user)
+        overhead = run_overhead_in_container(platform.container(user))
+    finally:
+        stop_platform(platform)
+        remove_containers(prefix)
+        platform.postgres.stop(mode="immediate")
+        subprocess.run(["docker", "network", "rm", network], capture_output=True)
+        remove_firewall_rules(network)
+
+    print()
+    print(f"container floor (docker run python -c pass)      p50 {median(floor):.2f} s")
+    print(f"import runner_kernel.singleuser in a container    p50 {median(imports):.2f} s")
+    print(f"cold spawn -> hub ready                            p50 {median(ready):.2f} s "
+          f"(x{median(ready) / median(floor):.1f} the container floor)")
+    print(f"cold spawn -> first tool page                      p50 {median(page):.2f} s "
+          f"(goal 2 s: x{median(page) / 2:.2f})")
+    print(f"next page (warm pool)                              p50 {median(page_warm) * 1000:.0f} ms")
+    if mem:
+        print(f"idle teacher container, one page open              {mem[0]:.0f} MB (goal 200 MB: x{mem[0] / 200:.2f})")
+    if overhead:
+        print(overhead)
+    return 0
+
+
+def run_overhead_in_container(container: str) -> str:
+    script = ROOT / "benchmarks" / "run_overhead.py"
+    if not script.exists():
+        return "runner overhead in the container: skipped (benchmarks/run_overhead.py not present yet)"
+    subprocess.run(["docker", "exec", "-u", "1000:1000", container, "mkdir", "-p", "/tmp/bench"], check=True)
+    subprocess.run(["docker", "cp", str(script), f"{container}:/tmp/bench/run_overhead.py"], check=True)
+    result = subprocess.run(["docker", "exec", "-u", "1000:1000", "-w", "/tmp/bench", container, "python",
+                             "/tmp/bench/run_overhead.py"], capture_output=True, text=True, timeout=900)
+    return "runner overhead in the container:\n" + (result.stdout + result.stderr[-2000:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
