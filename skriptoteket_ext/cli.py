@@ -49,6 +49,18 @@ def cmd_create_user(args) -> int:
     return 0
 
 
+def cmd_check(args) -> int:
+    from . import check
+
+    return check.main(args.paths, as_json=args.json, pool_size=args.jobs, tests=not args.no_tests)
+
+
+def cmd_seed(args) -> int:
+    from . import seed
+
+    return seed.seed(profile=args.profile, dry_run=args.dry_run, publish=args.publish, force=args.force)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="skriptoteket", description="Skriptoteket: school tools on JupyterHub")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -69,6 +81,22 @@ def build_parser() -> argparse.ArgumentParser:
     user.add_argument("--password", help="the password (default: generate one and print it)")
     user.add_argument("--hub-api", help="the hub's API URL (default: from SKRIPTOTEKET_BIND_URL)")
     user.set_defaults(func=cmd_create_user)
+
+    check = sub.add_parser("check", help="check authoring notebooks headless: schemas, sample runs, skr-test cells")
+    check.add_argument("paths", nargs="+", metavar="NOTEBOOK_OR_DIR")
+    check.add_argument("--json", action="store_true", help="print the problems as JSON")
+    check.add_argument("--jobs", type=int, default=2, help="sample runs at a time (warm kernels; default 2)")
+    check.add_argument("--no-tests", action="store_true", help="skip the skr-test cells")
+    check.set_defaults(func=cmd_check)
+
+    seed = sub.add_parser("seed", help="put the example tool bank into the running platform (idempotent)")
+    seed.add_argument("--profile", choices=["dev", "prod"], default="dev",
+                      help="dev: every bank tool; prod: the curated ones only (default: dev)")
+    seed.add_argument("--dry-run", action="store_true", help="print what would change and change nothing")
+    seed.add_argument("--publish", action="store_true", help="also publish the tools (make them visible in the catalog)")
+    seed.add_argument("--force", action="store_true",
+                      help="also overwrite bank tools that someone changed or has a pending version of")
+    seed.set_defaults(func=cmd_seed)
     return parser
 
 
