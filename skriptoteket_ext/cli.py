@@ -49,6 +49,12 @@ def cmd_create_user(args) -> int:
     return 0
 
 
+def cmd_check(args) -> int:
+    from . import check
+
+    return check.main(args.paths, as_json=args.json, pool_size=args.jobs, tests=not args.no_tests)
+
+
 def cmd_seed(args) -> int:
     from . import seed
 
@@ -75,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     user.add_argument("--password", help="the password (default: generate one and print it)")
     user.add_argument("--hub-api", help="the hub's API URL (default: from SKRIPTOTEKET_BIND_URL)")
     user.set_defaults(func=cmd_create_user)
+
+    check = sub.add_parser("check", help="check authoring notebooks headless: schemas, sample runs, skr-test cells")
+    check.add_argument("paths", nargs="+", metavar="NOTEBOOK_OR_DIR")
+    check.add_argument("--json", action="store_true", help="print the problems as JSON")
+    check.add_argument("--jobs", type=int, default=2, help="sample runs at a time (warm kernels; default 2)")
+    check.add_argument("--no-tests", action="store_true", help="skip the skr-test cells")
+    check.set_defaults(func=cmd_check)
 
     seed = sub.add_parser("seed", help="put the example tool bank into the running platform (idempotent)")
     seed.add_argument("--profile", choices=["dev", "prod"], default="dev",
