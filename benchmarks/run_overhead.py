@@ -192,14 +192,14 @@ def main() -> None:
             print(f"(c) skipped: {skip}")
 
     print()
-    header = f"{'tool':<10} {'method':<10} {'p50 ms':>9} {'p95 ms':>9}"
+    header = f"{'tool':<10} {'method':<12} {'p50 ms':>9} {'p95 ms':>9}"
     print(header)
     print("-" * len(header))
     for name in tools:
         for label, data in (("(a) pool", a), ("(b) nbclient", b), ("(c) docker", c)):
             if data is not None:
                 s = stats(data[name])
-                print(f"{name:<10} {label:<10} {s['p50']:>9.1f} {s['p95']:>9.1f}")
+                print(f"{name:<10} {label:<12} {s['p50']:>9.1f} {s['p95']:>9.1f}")
         a50 = stats(a[name])["p50"]
         ratios = f"b/a = {stats(b[name])['p50'] / a50:.1f}x"
         if c is not None:
