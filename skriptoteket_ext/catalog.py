@@ -85,20 +85,29 @@ def parse_query(args: dict[str, list[str]]) -> dict:
 
 async def search(conn: AsyncConnection, user: str, *, q: str = "", professions: list[str] = (), categories: list[str] = (),
                  favorites_only: bool = False, limit: int = DEFAULT_LIMIT, offset: int = 0) -> dict:
-    stmt = sa.select(*_tool_columns(user), sa.func.count().over().label("total")).where(T.is_published)
+    """One page of published tools. The page's ids are chosen first (ordered by title, ``limit + 1`` rows to know
+    whether there are more: no exact total, which would make Postgres evaluate the text match on every matching
+    row); tags and the favorite flag are computed for the page's rows only."""
+    page = sa.select(T.id).where(T.is_published)
     terms = search_terms(q) if q else None
     if terms:
-        stmt = stmt.where(tool_search_document.op("@@")(sa.func.to_tsquery(sa.cast(sa.literal("simple"), REGCONFIG), terms)))
+        page = page.where(tool_search_document.op("@@")(sa.func.to_tsquery(sa.cast(sa.literal("simple"), REGCONFIG), terms)))
     if professions:
-        stmt = stmt.where(sa.exists().where(tool_professions.c.tool_id == T.id, tool_professions.c.profession_slug.in_(professions)))
+        page = page.where(sa.exists().where(tool_professions.c.tool_id == T.id, tool_professions.c.profession_slug.in_(professions)))
     if categories:
-        stmt = stmt.where(sa.exists().where(tool_categories.c.tool_id == T.id, tool_categories.c.category_slug.in_(categories)))
+        page = page.where(sa.exists().where(tool_categories.c.tool_id == T.id, tool_categories.c.category_slug.in_(categories)))
     if favorites_only:
-        stmt = stmt.where(sa.exists().where(favorites.c.tool_id == T.id, favorites.c.user_name == user))
-    stmt = stmt.order_by(sa.func.lower(T.title), T.id).limit(limit).offset(offset)
+        page = page.where(sa.exists().where(favorites.c.tool_id == T.id, favorites.c.user_name == user))
+    page = page.order_by(sa.func.lower(T.title), T.id).limit(limit + 1).offset(offset).cte("page")
+    stmt = (
+        sa.select(*_tool_columns(user))
+        .join(page, page.c.id == T.id)
+        .order_by(sa.func.lower(T.title), T.id)
+    )
     rows = (await conn.execute(stmt)).all()
-    total = rows[0].total if rows else 0
-    return {"tools": [_card(r) for r in rows], "total": total, "limit": limit, "offset": offset}
+    more = len(rows) > limit
+    return {"tools": [_card(r) for r in rows[:limit]], "has_more": more, "limit": limit, "offset": offset,
+            "next_offset": offset + limit if more else None}
 
 
 async def taxonomy(conn: AsyncConnection, lang: str = "en") -> dict:
