@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
@@ -42,6 +43,33 @@ class _CallerFailed(Exception):
 
     def __init__(self, original: BaseException):
         self.original = original
+
+
+_warm = threading.Event()
+_warm_lock = threading.Lock()
+
+
+def warm_up() -> None:
+    """Build ``openai``'s lazily made types once (seconds on a slow machine): in the background when the
+    service starts with AI on, and before the first call's deadline starts, so it never counts as a timeout."""
+    if _warm.is_set():
+        return
+    with _warm_lock:
+        if _warm.is_set():
+            return
+        from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+        openai.AsyncOpenAI(base_url="http://127.0.0.1:9/v1", api_key="x", max_retries=0).chat.completions
+        ChatCompletion.model_validate({
+            "id": "w", "object": "chat.completion", "created": 0, "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "w"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        })
+        ChatCompletionChunk.model_validate({
+            "id": "w", "object": "chat.completion.chunk", "created": 0, "model": "m",
+            "choices": [{"index": 0, "delta": {"content": "w"}, "finish_reason": None}],
+        })
+        _warm.set()
 
 
 def estimate_tokens(text: str) -> int:
@@ -96,6 +124,8 @@ class ModelClient:
 
     async def chat(self, cfg: CapabilityConfig, messages: list[dict], on_delta: OnDelta | None = None) -> Answer:
         """One chat completion. With ``on_delta`` the model's stream is relayed piece by piece as it arrives."""
+        if not _warm.is_set():
+            await asyncio.to_thread(warm_up)
         try:
             async with asyncio.timeout(cfg.timeout):
                 if on_delta is None:

@@ -18,6 +18,7 @@ import functools
 import json
 import logging
 import re
+import threading
 import time
 import uuid
 
@@ -28,7 +29,7 @@ from .. import scopes
 from .. import tools as tool_store
 from ..ai import capabilities as caps
 from ..ai import limits
-from ..ai.client import ModelClient
+from ..ai.client import ModelClient, warm_up
 from ..ai.config import CAPABILITIES, MISCONFIGURED, AiSettings, resolve
 from ..errors import ApiError, envelope
 from ..permissions import TOOL, authorize, rule_for
@@ -51,6 +52,8 @@ class AiRuntime:
             else:
                 log.info("AI capability %s: %s%s", cap.capability, cap.state,
                          f" (model {cap.model})" if cap.on else "")
+        if settings.any_on:
+            threading.Thread(target=warm_up, name="ai-warm-up", daemon=True).start()
 
 
 def runtime(handler) -> AiRuntime:

@@ -73,7 +73,7 @@ class RunningPlatform:
         return response.json()["token"]
 
 
-def start_platform(home: Path) -> RunningPlatform:
+def start_platform(home: Path, extra_env: dict | None = None) -> RunningPlatform:
     port = free_port()
     env = dict(os.environ)
     env.update(
@@ -88,6 +88,7 @@ def start_platform(home: Path) -> RunningPlatform:
     )
     for name in ("SKRIPTOTEKET_HUB_DB_URL", "SKRIPTOTEKET_DB_URL"):
         env.pop(name, None)
+    env.update(extra_env or {})
     log_path = home / "up.log"
     home.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "w")
