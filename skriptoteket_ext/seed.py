@@ -166,16 +166,17 @@ class Seeder:
             return Outcome(tool.slug, "error", [str(err)])
 
     def _create(self, tool) -> Outcome:
-        steps = ["new tool", "version 1 active"] + (["published"] if self.publish else [])
         if self.dry_run:
-            return Outcome(tool.slug, "create", ["would create: " + ", ".join(steps)])
+            return Outcome(tool.slug, "create", ["would create: new tool, active version"
+                                                 + (", published" if self.publish else "")])
         created = self.api.call("POST", "tools", tool.tool_metadata())
         tool_id = created["id"]
         self.api.call("PATCH", f"tools/{tool_id}", {"slug": tool.slug})
-        self._publish_content(tool, tool_id, head=None, active=None)
+        active = self._publish_content(tool, tool_id, head=None, active=None)
         if self.publish:
             self.api.call("POST", f"tools/{tool_id}/publish", {})
-        return Outcome(tool.slug, "create", steps)
+        return Outcome(tool.slug, "create", [f"new tool, version {active['version_no']} active"]
+                       + (["published"] if self.publish else ["not published"]))
 
     def _update(self, tool, brief: dict) -> Outcome:
         tool_id = brief["id"]
@@ -199,6 +200,7 @@ class Seeder:
             changes.append("metadata (" + ", ".join(meta_changed) + ")")
         content = tool.version_content()
         content_changed = _differences(content, active_content or {}, CONTENT_FIELDS) if active_content else ["all"]
+        content_at = len(changes)
         if content_changed:
             changes.append("new active version (" + ", ".join(content_changed) + ")")
         publish = self.publish and not current.get("is_published")
@@ -211,16 +213,18 @@ class Seeder:
         if meta_changed:
             self.api.call("PATCH", f"tools/{tool_id}", {k: tool.tool_metadata()[k] for k in meta_changed})
         if content_changed:
-            self._publish_content(tool, tool_id, head=head["id"] if head else None, active=active["id"] if active else None)
+            made = self._publish_content(tool, tool_id, head=head["id"] if head else None,
+                                         active=active["id"] if active else None)
+            changes[content_at] += f" → version {made['version_no']}"
         if publish:
             self.api.call("POST", f"tools/{tool_id}/publish", {})
         return Outcome(tool.slug, "update", changes)
 
-    def _publish_content(self, tool, tool_id: int, *, head: int | None, active: int | None) -> None:
-        """Draft → in review → active, exactly as an author and a reviewer would."""
+    def _publish_content(self, tool, tool_id: int, *, head: int | None, active: int | None) -> dict:
+        """Draft → in review → active, exactly as an author and a reviewer would. Returns the active version."""
         draft = self.api.call("POST", f"tools/{tool_id}/versions", {"expected_parent": head, **tool.version_content()})
         self.api.call("POST", f"tools/{tool_id}/versions/{draft['id']}/submit", {})
-        self.api.call("POST", f"tools/{tool_id}/versions/{draft['id']}/publish", {"expected_active": active})
+        return self.api.call("POST", f"tools/{tool_id}/versions/{draft['id']}/publish", {"expected_active": active})
 
 
 def seed(*, profile: str = "dev", dry_run: bool = False, publish: bool = False, force: bool = False,

@@ -1,7 +1,7 @@
 """Read and write authoring notebooks (docs/authoring-format.md): cells tagged ``skr-*`` hold one tool.
 
-Pure: nbformat in, dataclasses out, nothing is executed (JSON cells are read with ``json.loads`` or
-``ast.literal_eval``). Used by the authoring library, ``skriptoteket check``, ``skriptoteket seed`` and the
+Pure: notebook JSON in, dataclasses out (nbformat only for writing and for converting old formats); nothing is
+executed (JSON cells are read with ``json.loads`` or ``ast.literal_eval``). Used by the authoring library, ``skriptoteket check``, ``skriptoteket seed`` and the
 bank's tests.
 
     tool = read_tool_notebook("notebooks/bank/group-maker.ipynb")
@@ -26,9 +26,10 @@ import json
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import nbformat
+if TYPE_CHECKING:
+    import nbformat
 
 __all__ = [
     "TAGS",
@@ -100,15 +101,21 @@ def read_tool_notebook(path: str | Path) -> ToolNotebook:
     """Read an authoring notebook from disk. Raises NotebookFormatError (or OSError) if it cannot."""
     path = Path(path)
     try:
-        node = nbformat.read(str(path), as_version=4)
-    except (ValueError, nbformat.reader.NotJSONError) as err:
+        node = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:
         raise NotebookFormatError(f"{path.name}: not a notebook ({err})") from err
+    if not isinstance(node, dict) or not isinstance(node.get("cells", []), list):
+        raise NotebookFormatError(f"{path.name}: not a notebook")
+    if node.get("nbformat") != 4:  # older formats: let nbformat convert them (v4 is read as plain JSON: fast)
+        import nbformat
+
+        node = nbformat.reads(json.dumps(node), as_version=4)
     tool = parse_tool_notebook(node, name=path.name)
     tool.path = path.resolve()
     return tool
 
 
-def parse_tool_notebook(node: nbformat.NotebookNode | dict, name: str = "notebook") -> ToolNotebook:
+def parse_tool_notebook(node: "nbformat.NotebookNode | dict", name: str = "notebook") -> ToolNotebook:
     """The tool in an in-memory notebook (what ``read_tool_notebook`` does after reading the file)."""
     found: dict[str, list[tuple[int, Any]]] = {tag: [] for tag in TAGS}
     for number, cell in enumerate(node.get("cells", []), start=1):
@@ -278,11 +285,13 @@ def _json(value) -> str:
 
 
 def tool_notebook_node(tool: ToolNotebook, *, intro: str | None = None, preview: str | None = None,
-                       base: nbformat.NotebookNode | None = None) -> nbformat.NotebookNode:
+                       base: "nbformat.NotebookNode | None" = None) -> "nbformat.NotebookNode":
     """The notebook for ``tool``. With ``base``, its tagged cells are replaced in place (untagged prose and
     scratch cells are kept; missing ones are appended); otherwise a new notebook in the standard order:
     ``intro`` (Markdown, untagged), tool, instructions, source, input schema, settings schema, samples, tests,
     and ``preview`` (the preview cell's code) if given."""
+    import nbformat
+
     meta = {k: tool.meta[k] for k in ("slug", "title", "summary", "professions", "categories", "curated",
                                       "entrypoint") if k in tool.meta}
     meta.update({k: v for k, v in tool.meta.items() if k not in meta})
@@ -326,6 +335,8 @@ def tool_notebook_node(tool: ToolNotebook, *, intro: str | None = None, preview:
 def write_tool_notebook(path: str | Path, tool: ToolNotebook, *, intro: str | None = None,
                         preview: str | None = None) -> Path:
     """Write ``tool`` to ``path``. An existing notebook keeps its untagged cells (see ``tool_notebook_node``)."""
+    import nbformat
+
     path = Path(path)
     base = nbformat.read(str(path), as_version=4) if path.exists() else None
     node = tool_notebook_node(tool, intro=None if base else intro, preview=preview, base=base)
