@@ -19,6 +19,7 @@ import difflib
 import html
 import json
 import os
+import shutil
 import threading
 import time
 from datetime import datetime
@@ -210,8 +211,15 @@ class Authoring:
                               "base_version": None})
         template.meta.pop("curated", None)
         target = self._new_path(path, tool["slug"])
-        node = tool_notebook_node(template, base=nbformat.read(str(STARTER), as_version=4))
+        node = tool_notebook_node(template, base=nbformat.read(str(STARTER), as_version=4), preview=PREVIEW_CELL)
+        _add_cell_magics(node)
         nbformat.write(node, str(target))
+        for sample in template.samples:  # the starter's sample files go next to the new notebook
+            for rel in sample["files"]:
+                source, copy = STARTER.parent / rel, target.parent / rel
+                if source.is_file() and not copy.exists():
+                    copy.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(source, copy)
         self.parent[tool["id"]] = None
         self._announce(target, f"Created the tool “{tool['title']}” ({tool['slug']}).")
         return target
@@ -315,6 +323,8 @@ class Authoring:
         if force:
             head = self.api.tool(tid).get("head")
             parent = head["id"] if head else None
+        if not (self.lock_state.get("mine") and self.lock_state.get("tool_id") == tid):
+            self.acquire_lock(tid)  # editing takes the draft lock (someone else's: refused, read-only)
         self._sync_metadata(tid, tool)
         try:
             version = self.api.save_draft(tid, tool.version_content(), parent)

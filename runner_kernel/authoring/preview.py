@@ -173,7 +173,10 @@ class PreviewApp(ToolApp):
         self.bar.add_class("skr-preview-bar")
         self.logs = widgets.HTML("")
         self.logs.add_class("skr-preview-logs")
-        self.view = widgets.VBox([widgets.HTML(f"<style>{PREVIEW_CSS}</style>"), self.bar, self.root, self.logs])
+        self.notes = widgets.HTML("")
+        self.notes.add_class("skr-preview-notes")
+        self.view = widgets.VBox([widgets.HTML(f"<style>{PREVIEW_CSS}</style>"), self.bar, self.notes, self.root,
+                                  self.logs])
         self.view.add_class("skr-preview")
 
     # ---- the seams ------------------------------------------------------------------------------------
@@ -243,7 +246,7 @@ class PreviewApp(ToolApp):
         try:
             uploads = self.sample_uploads(sample)
         except FileNotFoundError as exc:
-            self.message.value = notice_html("error", str(exc))
+            self.notes.value = notice_html("error", str(exc))
             self._mark_done()
             return
         if hasattr(self, "form"):
@@ -253,8 +256,9 @@ class PreviewApp(ToolApp):
                 "session_files": "none", "action": None, "expected_state_rev": self.state_rev}
         await self.execute(body, uploads, label=f"sample: {sample['name']}")
         for action in sample.get("actions") or []:
-            if self.stale:
-                break
+            last = self.history.steps[-1] if self.history.steps else {}
+            if self.stale or (last.get("payload") or {}).get("status") != "succeeded":
+                break  # a failed step offers no actions: the author reads its traceback instead
             await self.run_action(action["action_id"], action.get("input") or {})
         if self.history.steps and self.history.steps[-1].get("payload") is not None:
             self.sample_results[sample["name"]] = self.history.steps[-1]["payload"]
@@ -291,7 +295,7 @@ async def open_preview(authoring, *, sample: str | int | None = 0, run: bool = T
         try:  # the sample's settings are this preview's saved sandbox settings
             await app.client.save_settings(app.slug, chosen["settings"])
         except ServiceError as exc:
-            app.message.value = notice_html("error", f"Sample settings refused: {exc.message}")
+            app.notes.value = notice_html("error", f"Sample settings refused: {exc.message}")
     await app.open_tool(app.slug)
     t2 = time.perf_counter()
     if chosen is not None and hasattr(app, "form"):
@@ -309,7 +313,8 @@ async def open_preview(authoring, *, sample: str | int | None = 0, run: bool = T
 
 
 def build_preview(authoring, tool, snap: dict) -> PreviewApp:
-    client = SandboxClient(authoring.api.token, snapshot=snap["id"], lang=authoring.lang)
+    client = SandboxClient(authoring.api.token, snapshot=snap["id"], lang=authoring.lang,
+                           api_url=authoring.api.api_url)
     sample_dir = tool.path.parent if tool.path else Path.cwd()
     return PreviewApp(client, lang=authoring.lang, samples=tool.samples, sample_dir=sample_dir,
                       slug=snap["tool"]["slug"], snapshot=snap)
