@@ -559,19 +559,24 @@ async def _fetch_app(client: ServiceClient, slug: str) -> dict | ServiceError:
         return exc
 
 
-async def start(params: dict | None = None, token: str | None = None) -> ToolApp:
+async def start(params: dict | None = None, token: str | None = None, client: ServiceClient | None = None) -> ToolApp:
     """Build the page for this request (the query string and the user's token from the request)."""
     params = query_params() if params is None else params
     token = user_token() if token is None else token
     lang = params.get("lang") or ""
-    client = ServiceClient(token, lang=normalize_language(lang or "en"))
+    if client is None:
+        client = ServiceClient(token)
+    client.set_token(token)
+    client.lang = normalize_language(lang or "en")
     app = ToolApp(client, lang=lang or "en")
     display(app.root)
     try:
         run_id, slug = params.get("run", "").strip(), params.get("tool", "").strip()
         if slug and not run_id:
             # the profile (language) and the app in one round trip's time
+            t0 = time.perf_counter()
             me, opened = await asyncio.gather(_profile(client) if not lang else _none(), _fetch_app(client, slug))
+            log.info("service round trip for the page: %.0f ms", (time.perf_counter() - t0) * 1000)
             if me:
                 app.lang = client.lang = normalize_language(me.get("language") or "en")
             app.slug = slug
@@ -598,5 +603,12 @@ async def main() -> ToolApp:
     """The notebook's one cell: ``app = await main()`` (ipykernel runs top-level ``await`` on its own loop).
     Everything heavy is imported with this module, before the request arrives (a preheated kernel has done it
     while waiting)."""
+    # While the kernel waits in the pool: build the HTTP client (its SSL context alone costs ~0.3 s) and open a
+    # keep-alive connection to the service, so the request pays only for its two API calls.
+    client = ServiceClient("")
+    await client.preconnect()
     wait_for_request()
-    return await start()
+    t0 = time.perf_counter()
+    app = await start(client=client)
+    log.info("page opened in %.0f ms (%s)", (time.perf_counter() - t0) * 1000, os.environ.get("QUERY_STRING", ""))
+    return app

@@ -59,6 +59,17 @@ class ServiceClient:
         self._http = httpx.AsyncClient(base_url=self.api_url, timeout=httpx.Timeout(timeout, connect=5.0),
                                        trust_env=False)
 
+    def set_token(self, token: str) -> None:
+        """The viewer's token, once the request has arrived (the client itself is built while preheating)."""
+        self._token = token
+
+    async def preconnect(self) -> None:
+        """Open a keep-alive connection to the service before the request arrives (``GET health``, no token)."""
+        try:
+            await self._http.get("health", headers={"X-Correlation-ID": self.correlation_id})
+        except httpx.HTTPError:
+            pass
+
     def new_action(self) -> str:
         """A fresh correlation id for the next user action (a run and its uploads share one)."""
         self.correlation_id = new_correlation_id()
