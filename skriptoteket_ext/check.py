@@ -181,6 +181,8 @@ async def run_sample(runner, tool, sample: dict, index: int, result: NotebookRes
                 if source and Path(source).is_file():
                     files_out[artifact["path"].removeprefix("output/")] = Path(source).read_bytes()
         payloads.append(payload)
+        if payload["status"] != "succeeded" and step is None:
+            break  # a failed first run offers no actions: reported below against expect, with its traceback
         if payload["status"] != "succeeded" and step is not None:
             detail = (outcome.traceback or payload.get("error_summary") or "").strip()
             result.problem("skr-sample", f"{where}/actions/{step_no - 1}",
@@ -216,7 +218,9 @@ def run_tests(results: list[NotebookResult], timeout: float = 60) -> None:
     import nbformat
     from nbclient import NotebookClient
 
-    todo = [r for r in results if r.tool is not None and r.tool.tests and r.results]
+    # Tests read the samples' results: with a failed sample they would only repeat its failure.
+    todo = [r for r in results if r.tool is not None and r.tool.tests and r.results
+            and not any(p.pointer.startswith("/samples") for p in r.problems)]
     if not todo:
         return
     with tempfile.TemporaryDirectory(prefix="skr-check-tests-") as tmp:
