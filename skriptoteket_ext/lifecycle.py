@@ -62,7 +62,6 @@ STATUS = {
     "already_decided": 409,
     "owner_not_removable": 409,
     "metadata_reviewers_only": 403,
-    "slug_reviewers_only": 403,
     "field_required": 422,
     "too_long": 422,
     "invalid_field": 422,
@@ -140,13 +139,11 @@ def check_slug_list(field: str, value: object) -> list[str]:
 
 
 def check_metadata_edit(tool: ToolFacts, fields: set[str], *, reviewer: bool) -> None:
-    """Maintainers edit title, summary and taxonomy of unpublished tools; reviewers edit anything any time,
-    except a slug that is locked (the tool was published once: URLs stay valid forever)."""
-    if "slug" in fields:
-        if not reviewer:
-            raise Refused("slug_reviewers_only")
-        if tool.slug_locked:
-            raise Refused("slug_locked", slug=tool.slug)
+    """Maintainers edit title, summary, taxonomy and the slug of unpublished tools (so an author can give a new
+    tool its address and submit it); reviewers edit anything any time, except a slug that is locked (the tool
+    was published once: URLs stay valid forever)."""
+    if "slug" in fields and tool.slug_locked:
+        raise Refused("slug_locked", slug=tool.slug)
     if not reviewer and tool.is_published and fields:
         raise Refused("metadata_reviewers_only")
 

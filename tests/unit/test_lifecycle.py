@@ -148,9 +148,10 @@ def test_a_published_slug_never_changes():
     lc.check_metadata_edit(READY, {"slug", "title"}, reviewer=True)
 
 
-def test_maintainers_edit_metadata_of_unpublished_tools_only_and_never_the_slug():
-    lc.check_metadata_edit(READY, {"title", "summary", "professions", "categories"}, reviewer=False)
-    refused("slug_reviewers_only", lc.check_metadata_edit, READY, {"slug"}, reviewer=False)
+def test_maintainers_edit_metadata_and_slug_of_unpublished_tools_only():
+    lc.check_metadata_edit(READY, {"title", "summary", "professions", "categories", "slug"}, reviewer=False)
+    locked = ToolFacts(slug="x", slug_locked=True, is_published=False, professions=1, categories=1)
+    refused("slug_locked", lc.check_metadata_edit, locked, {"slug"}, reviewer=False)
     published = ToolFacts(slug="x", slug_locked=True, is_published=True, professions=1, categories=1)
     refused("metadata_reviewers_only", lc.check_metadata_edit, published, {"title"}, reviewer=False)
     lc.check_metadata_edit(published, {"title", "categories"}, reviewer=True)
