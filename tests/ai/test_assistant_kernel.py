@@ -1,0 +1,100 @@
+"""The notebook side (runner_kernel/authoring/assistant.py) against the real platform and the fake model:
+ask, see the streamed answer and the diff, accept → the kernel's tool content changes; off → one line."""
+
+from __future__ import annotations
+
+import pytest
+
+from runner_kernel.authoring import assistant as ai
+from runner_kernel.authoring.library import Authoring
+from runner_kernel.authoring.service import AuthoringAPI
+from skriptoteket_ext.ai.diff import apply_diff
+
+from .fake_openai import Reply
+
+pytestmark = [pytest.mark.hub, pytest.mark.timeout(600)]
+
+
+def session(platform, name, path):
+    if name not in platform.passwords:
+        platform.create_user(name, "authors")
+    api = AuthoringAPI(platform.token_for(name), api_url=f"{platform.service_url}/api/v1/")
+    skr = Authoring(api, notebook=path)
+    skr.create_tool("Assistant tool", "s", ["teacher"], ["other"], path=path)
+    return skr
+
+
+def test_propose_edit_streams_shows_a_diff_and_applies_only_on_accept(ai_platform, fake, tmp_path):
+    skr = session(ai_platform, "ak-amy", tmp_path / "tool.ipynb")
+    assistant = ai.Assistant(skr)
+    shown_js = []
+    assistant._display_js = shown_js.append
+    before = skr.current().source
+    texts = []
+    fake.script(Reply(text="Added a title.\n```python skr-source\n# greeting\n" + before + "```\n",
+                      chunk_delay=0.2))
+    answer = assistant.propose_edit("Add a greeting comment", texts.append)
+    assert answer.ok and answer.chunks >= 2 and len(texts) >= 2 and texts[-1] == answer.text
+    [change] = assistant.proposal.changes
+    assert change["field"] == "source" and apply_diff(before, change["diff"]) == "# greeting\n" + before
+    assert skr.current().source == before  # shown, not applied
+    assert "greeting" in ai.diff_html(assistant.proposal.changes)
+
+    assert assistant.accept() == ["skr-source updated"]
+    assert skr.current().source == "# greeting\n" + before  # the kernel's tool content (preview, save) changed
+    assert shown_js and "%%skr_source" in shown_js[0] and "# greeting" in shown_js[0]
+    assert assistant.accept() == ["Nothing to accept."]
+
+
+def test_a_stale_proposal_is_not_applied_and_failures_change_nothing(ai_platform, fake, tmp_path):
+    skr = session(ai_platform, "ak-bea", tmp_path / "tool.ipynb")
+    assistant = ai.Assistant(skr)
+    assistant._display_js = lambda code: None
+    before = skr.current().source
+    assistant.propose_edit("Comment it")
+    assert assistant.proposal is not None
+    skr.register("skr-source", before + "# the author typed meanwhile\n")
+    assert "changed since the proposal" in assistant.accept()[0]
+    assert skr.current().source.endswith("# the author typed meanwhile\n")
+
+    fake.script(Reply(status=500))
+    answer = assistant.propose_edit("again")
+    assert not answer.ok and answer.error["code"] == "ai_upstream_error" and assistant.proposal is None
+
+
+def test_explain_a_failed_preview_outcome(ai_platform, fake, tmp_path):
+    skr = session(ai_platform, "ak-cid", tmp_path / "tool.ipynb")
+    outcome = {"envelope": {"status": "failed", "error_summary": "Tool execution failed (NameError)."},
+               "stderr": "", "traceback": "NameError: name 'x' is not defined"}
+    assert ai.failure_of(outcome) == ("Tool execution failed (NameError).", "NameError: name 'x' is not defined")
+    assert ai.failure_of({"envelope": {"status": "succeeded"}}) is None
+    widget = ai.explain_failure_widget(outcome, skr)
+    assert widget is not None
+    button = widget.children[1]
+    button.click()
+    assert "not defined" in widget.children[2].value
+    assert fake.requests[-1]["body"]["messages"][1]["content"].count("NameError") >= 2
+
+
+def test_generate_offers_every_cell(ai_platform, fake, tmp_path):
+    skr = session(ai_platform, "ak-dan", tmp_path / "tool.ipynb")
+    assistant = ai.Assistant(skr)
+    assistant._display_js = lambda code: None
+    answer = assistant.generate("Groups from names")
+    assert answer.ok
+    fields = [c["field"] for c in assistant.proposal.changes]
+    assert fields[:2] == ["source", "input_schema"]
+    assistant.accept()
+    tool = skr.current()
+    assert "def run_tool" in tool.source and tool.input_schema[0]["name"] == "names"
+
+
+def test_with_everything_off_the_assistant_says_so_in_one_line(platform, tmp_path):
+    skr = session(platform, "ak-off", tmp_path / "tool.ipynb")
+    assistant = ai.Assistant(skr)
+    assert assistant.status_line() == "AI assistance is off."
+    panel = assistant.panel()
+    assert "AI assistance is off." in panel.value and "skr-ai-off" in panel.value
+    outcome = {"envelope": {"status": "failed", "error_summary": "x"}}
+    assert ai.explain_failure_widget(outcome, skr) is None  # the preview shows nothing extra
+    skr.validate(show=False)  # the library keeps working
