@@ -158,10 +158,29 @@ class Platform:
                 time.sleep(0.3)
         return False
 
+    def _seed_in_background(self) -> None:
+        """Optional: seed the example bank (docs/bank.md), published, once the hub answers.
+        ``SKRIPTOTEKET_SEED=dev|prod|none`` (default none; see docs/bank.md)."""
+        profile = os.environ.get("SKRIPTOTEKET_SEED", "none").strip().lower()
+        if profile in ("", "none"):
+            return
+        import threading
+
+        from .seed import seed
+
+        def run() -> None:
+            try:
+                seed(profile=profile, publish=True, platform=self)
+            except Exception as err:  # noqa: BLE001 - the demo runs on without the bank
+                print(f"Seeding the example bank failed: {err}", flush=True)
+
+        threading.Thread(target=run, name="skriptoteket-seed", daemon=True).start()
+
     def _run_hub(self, env: dict[str, str], banner: str) -> int:
         hub = subprocess.Popen(self.hub_command(), env=env, cwd=str(self.home))
         if self._wait_until_ready(hub):
             print(banner, flush=True)
+            self._seed_in_background()
 
         def forward(signum, _frame):
             if hub.poll() is None:

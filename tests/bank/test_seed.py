@@ -8,6 +8,7 @@ import io
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -17,7 +18,8 @@ from runner_kernel.authoring.notebook_format import read_tool_notebook, write_to
 from skriptoteket_ext import seed as seed_module
 from skriptoteket_ext.launcher import Platform
 
-from ..e2e.conftest import platform  # noqa: F401  (the session's running platform)
+from ..conftest import private_tmpdir
+from ..e2e.conftest import platform, start_platform, stop_platform  # noqa: F401  (the session's running platform)
 
 pytestmark = [pytest.mark.hub, pytest.mark.timeout(600)]
 
@@ -134,3 +136,25 @@ def test_seed_profiles_dry_run_idempotence_and_updates(platform, tmp_path):  # n
     draft.raise_for_status()
     code, out = run_seed(platform, "--profile", "dev")
     assert code == 0 and "demo-table-order" in lines_for(out, "skip") and "seed-author" in out, out
+
+
+def test_up_seeds_the_bank_in_the_background_when_asked(monkeypatch):
+    """SKRIPTOTEKET_SEED=prod: ``skriptoteket up`` seeds the curated tools, published, once the hub answers."""
+    monkeypatch.setenv("SKRIPTOTEKET_SEED", "prod")
+    path = Path(private_tmpdir("skr-seeded-"))
+    running = start_platform(path / "home")
+    try:
+        teacher = api(running, "seeded-teacher")
+        deadline = time.monotonic() + 240
+        slugs = set()
+        while time.monotonic() < deadline and "Nothing to change" not in running.log() and not slugs >= CURATED:
+            slugs = {t["slug"] for t in teacher.get("catalog", params={"limit": 100}).json()["tools"]}
+            time.sleep(1)
+        time.sleep(1)
+        slugs = {t["slug"] for t in teacher.get("catalog", params={"limit": 100}).json()["tools"]}
+        assert slugs == CURATED, running.log()[-3000:]
+        assert "Seeding the example bank (prod:" in running.log() and "0 failed" in running.log()
+    finally:
+        stop_platform(running)
+        running.postgres.stop(mode="immediate")
+        shutil.rmtree(path, ignore_errors=True)
