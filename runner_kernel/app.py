@@ -577,8 +577,9 @@ async def start(params: dict | None = None, token: str | None = None, client: Se
             t0 = time.perf_counter()
             me, opened = await asyncio.gather(_profile(client) if not lang else _none(), _fetch_app(client, slug))
             log.info("service round trip for the page: %.0f ms", (time.perf_counter() - t0) * 1000)
-            if me:
-                app.lang = client.lang = normalize_language(me.get("language") or "en")
+            if not lang:  # ?lang= > the user's profile > the browser's languages > English
+                app.lang = client.lang = normalize_language(
+                    (me or {}).get("language") or os.environ.get("HTTP_ACCEPT_LANGUAGE") or "en")
             app.slug = slug
             if isinstance(opened, ServiceError):
                 app._open_failed(opened)
@@ -588,8 +589,8 @@ async def start(params: dict | None = None, token: str | None = None, client: Se
         elif run_id:
             if not lang:
                 me = await _profile(client)
-                if me:
-                    app.lang = client.lang = normalize_language(me.get("language") or "en")
+                app.lang = client.lang = normalize_language(
+                    (me or {}).get("language") or os.environ.get("HTTP_ACCEPT_LANGUAGE") or "en")
             await app.open_replay(run_id)
         else:
             app.show_message("no_tool", "info")

@@ -368,7 +368,8 @@ class SkriptoteketVoila(Voila):
         c.VoilaConfiguration.default_pool_size = 1
         c.VoilaConfiguration.show_tracebacks = False
         c.VoilaConfiguration.multi_kernel_manager_class = ScrubbedKernelManager
-        c.VoilaConfiguration.http_header_envs = [USER_TOKEN_HEADER]
+        # the page's kernel also learns the browser's languages (English or Swedish for the tool app)
+        c.VoilaConfiguration.http_header_envs = [USER_TOKEN_HEADER, "Accept-Language"]
         c.MappingKernelManager.cull_idle_timeout = 600
         c.MappingKernelManager.cull_interval = 60
         c.MappingKernelManager.cull_connected = False

@@ -281,6 +281,9 @@ def test_unknown_tool_is_a_friendly_message(platform, teacher):
     assert page.locator(".skr-message-not-found").count() == 1
     assert page.locator(".skr-back").first.get_attribute("href").endswith("/services/skriptoteket/")
     shot(page, "10-unknown-tool")
+    open_tool(page, platform.url, "no-such-tool", lang="sv")  # Swedish
+    assert "Verktyget finns inte eller är inte publicerat." in page.inner_text(".skr-message")
+    assert "Alla verktyg" in page.inner_text(".skr-back")
 
 
 def test_a_20_mb_upload_through_the_proxy(platform, teacher):
