@@ -6,7 +6,7 @@ the small script ``static/skriptoteket.js``, so each rule is enforced in one pla
 
 from __future__ import annotations
 
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from jupyterhub.services.auth import HubOAuthCallbackHandler
 
@@ -28,10 +28,9 @@ class PageHandler(BaseHandler):
             self.set_cookie("skriptoteket-lang", lang, path=self.config.base_url, samesite="Lax", httponly=True)
 
     def tool_url(self, slug: str, **params) -> str:
-        """Open a tool in the user's own server; the hub starts it first (with its progress page) if needed."""
-        user = quote(self.user_name, safe="")
-        target = f"{self.config.public_prefix}user/{user}/?" + urlencode({"tool": slug, **params})
-        return f"{self.config.hub_prefix}spawn/{user}?" + urlencode({"next": target})
+        """Open a tool in the user's own server. A stopped server is started first, through the hub's progress
+        page (``implicit_spawn_seconds`` in hub_config)."""
+        return f"{self.config.hub_prefix}user-redirect/?" + urlencode({"tool": slug, **params})
 
     def request_query(self, **overrides) -> str:
         """This page's query string with some arguments replaced (for "more" links that keep filters)."""
