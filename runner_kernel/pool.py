@@ -476,6 +476,18 @@ def _scan_processes(uid: int | None, marker: bytes) -> list[tuple[int, int, bool
     return out
 
 
+def _rmtree(path: Path) -> None:
+    def make_writable(func, p, _exc):  # a tool may leave a read-only dir behind
+        try:
+            os.chmod(os.path.dirname(p), 0o700)
+            os.chmod(p, 0o700)
+            func(p)
+        except OSError:
+            pass
+
+    shutil.rmtree(path, onerror=make_writable)
+
+
 def _tail(path: Path, size: int = 2000) -> str:
     try:
         return path.read_bytes()[-size:].decode("utf-8", "replace").strip()
