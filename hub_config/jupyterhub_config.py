@@ -230,7 +230,7 @@ if mode == "demo":
             raise _web.HTTPError(403, log_message=(
                 "JupyterLab is for tool authors. Ask an administrator to add you to the authors group."))
         spawner.cmd = [str(Path(sys.executable).with_name("jupyterhub-singleuser"))]
-        spawner.args = []
+        spawner.args = ["--allow-root"] if os.geteuid() == 0 else []  # demo mode runs as the hub's account
         spawner.default_url = "/lab"
 
     c.JupyterHub.allow_named_servers = True
