@@ -12,7 +12,7 @@ SHELL ["/bin/sh", "-eu", "-c"]
 COPY wheelhouse /tmp/wheelhouse
 RUN python3 -m venv /opt/skriptoteket \
  && env -u PIP_FIND_LINKS -u PIP_CONSTRAINT PIP_CONFIG_FILE=/dev/null /opt/skriptoteket/bin/pip install --isolated \
-      --no-index --find-links /tmp/wheelhouse --no-cache-dir --disable-pip-version-check --quiet \
+      --no-index --find-links /tmp/wheelhouse --no-cache-dir --disable-pip-version-check --quiet --no-compile \
       skriptoteket jupyterhub-idle-culler \
  && /opt/skriptoteket/bin/pip uninstall --quiet --yes skriptoteket rfc3987-syntax \
  && /opt/skriptoteket/bin/pip check \

@@ -264,7 +264,8 @@ c.DockerSpawner.extra_host_config = {
         "/tmp": _tmpfs_opts,
         HOME: f"{_tmpfs_opts},uid={USER_UID},gid={USER_UID},mode=0700",
     },
-    "init": False,  # the image's entrypoint is tini
+    # no resolver answers on the internal network: fail name lookups in 1 s instead of 10 s
+    "dns_opt": ["timeout:1", "attempts:1"],
 }
 
 # --- the service: reachable from containers on the gateway address (see the module docstring) -----------------

@@ -82,3 +82,21 @@ def test_the_image_is_clean(docker_platform, two_teachers):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No broken requirements" in result.stdout
     assert result.stdout.strip().endswith("None")
+
+
+def test_the_tool_page_renders_through_the_hub(docker_platform, two_teachers):
+    """The owner opens their server through the hub's OAuth and Voila renders the tool app from the image."""
+    alice, bob = two_teachers
+    client = docker_platform.login(alice)
+    page = client.get(f"/user/{alice}/", timeout=120)
+    if page.status_code != 200:
+        logs = subprocess.run(["docker", "logs", "--tail", "60", docker_platform.container(alice)],
+                              capture_output=True, text=True).stderr
+        listing = subprocess.run(["docker", "exec", docker_platform.container(alice), "sh", "-c",
+                                  "id; ls -lan /home/skriptoteket /home/skriptoteket/.local /home/skriptoteket/.local/share"],
+                                 capture_output=True, text=True)
+        raise AssertionError(f"{page.status_code}\n{logs[-1500:]}\n{listing.stdout}{listing.stderr}")
+    assert "voila" in page.text.lower() or "jupyter-widgets" in page.text.lower()
+    # another user is refused by alice's server
+    other = docker_platform.login(bob).get(f"/user/{alice}/", timeout=60)
+    assert other.status_code == 403 or f"/user/{bob}/" in str(other.url)
