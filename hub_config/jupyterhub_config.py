@@ -107,7 +107,44 @@ c.JupyterHub.services = [
         "name": "skriptoteket-cli",
         "api_token": (secrets_dir / "cli_token").read_text().strip(),
     },
+    # Retention (docs/operations.md): expires artifacts, idle session files, snapshots, draft locks, leftover
+    # inputs on a schedule. No URL, and its hub token has no scopes: it needs only the database and the blobs.
+    {
+        "name": "skriptoteket-retention",
+        "command": [sys.executable, "-m", "skriptoteket_ext.retention_service"],
+        "cwd": str(home),
+        "environment": {k: service_env[k] for k in ("SKRIPTOTEKET_DB_URL", "SKRIPTOTEKET_HOME", "PYTHONUNBUFFERED")},
+    },
 ]
+# Metrics (docs/operations.md): with a token in secrets/metrics_token, Prometheus scrapes both the service's
+# /services/skriptoteket/metrics (the service compares the token) and the hub's /hub/metrics (the token is a hub
+# service token with only `read:metrics`). Without the file, only admins can read either.
+service_env["SKRIPTOTEKET_METRICS_TOKEN_FILE"] = str(secrets_dir / "metrics_token")
+if (secrets_dir / "metrics_token").exists():
+    c.JupyterHub.services.append(
+        {"name": "skriptoteket-metrics", "api_token": (secrets_dir / "metrics_token").read_text().strip()})
+    c.JupyterHub.load_roles.append(
+        {"name": "skriptoteket-metrics", "scopes": ["read:metrics"], "services": ["skriptoteket-metrics"]})
+c.JupyterHub.authenticate_prometheus = True
+
+# Idle culling (docs/operations.md): a teacher's server that has been idle for SKRIPTOTEKET_CULL_IDLE seconds
+# (default 1 h), or has run for SKRIPTOTEKET_CULL_MAX_AGE seconds (default 12 h: stopped overnight), is stopped;
+# the next tool link starts it again (implicit_spawn_seconds below). 0 turns the culler off. The one culler of
+# every mode (hub_config/docker.py finds it here and adds none).
+_cull_idle = int(os.environ.get("SKRIPTOTEKET_CULL_IDLE", "3600"))
+if _cull_idle > 0:
+    _cull_every = int(os.environ.get("SKRIPTOTEKET_CULL_EVERY", str(max(10, min(300, _cull_idle // 6)))))
+    c.JupyterHub.services.append({
+        "name": "idle-culler",
+        "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={_cull_idle}",
+                    f"--cull-every={_cull_every}", f"--max-age={int(os.environ.get('SKRIPTOTEKET_CULL_MAX_AGE', '43200'))}",
+                    "--remove-named-servers=False"],
+    })
+    c.JupyterHub.load_roles.append({
+        "name": "idle-culler",
+        "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+        "services": ["idle-culler"],
+    })
 
 # --- user servers --------------------------------------------------------------------------------------------
 # Every user's server is the tool app: standalone Voila with preheated kernels (runner_kernel/singleuser.py),

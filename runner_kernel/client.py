@@ -9,7 +9,9 @@ service's envelope (``code``, ``message`` in the user's language, ``details``); 
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 import uuid
 from typing import Any
 from urllib.parse import quote
@@ -44,6 +46,9 @@ def public_base() -> str:
     """The service's base path as the browser sees it (``/services/skriptoteket/``, under the hub's prefix)."""
     base = os.environ.get("JUPYTERHUB_BASE_URL", "/") or "/"
     return (base if base.endswith("/") else base + "/") + SERVICE_PATH
+
+
+log = logging.getLogger("skriptoteket.tool_app.client")  # the tool app's handler: the server's real stderr
 
 
 def new_correlation_id() -> str:
@@ -93,11 +98,19 @@ class ServiceClient:
                       params: dict | None = None, raw: bool = False) -> Any:
         path = path.lstrip("/")
         extra = {"Content-Type": "application/octet-stream"} if content is not None else None
+        t0 = time.perf_counter()
         try:
             response = await self._http.request(method, path, json=json, content=content, params=params,
                                                 headers=self._headers(extra))
         except httpx.HTTPError as exc:
+            log.warning("service %s %s failed: %s [correlation %s]", method, path, type(exc).__name__, self.correlation_id)
             raise ServiceError(0, "service_unavailable", str(exc), correlation_id=self.correlation_id) from exc
+        # One line per call with the id the service echoed (the token is in a header, never in the path).
+        echoed = response.headers.get("X-Correlation-ID")
+        log.info("service %s %s -> %s in %.0f ms [correlation %s]", method, path, response.status_code,
+                 (time.perf_counter() - t0) * 1000, echoed or self.correlation_id)
+        if echoed and echoed != self.correlation_id:
+            log.warning("the service answered correlation %s to %s", echoed, self.correlation_id)
         if response.status_code >= 400:
             try:
                 body = response.json()

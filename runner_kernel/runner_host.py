@@ -81,7 +81,11 @@ class RunnerHost:
         self.pool = None
         self.runner = None
         self._server: asyncio.AbstractServer | None = None
-        self.stats = {"runs": 0, "refused": 0, "errors": 0}
+        self.stats = {"runs": 0, "refused": 0, "errors": 0, "busy": 0}
+        # Admission (docs/operations.md): runs waiting for a kernel beyond this are answered "busy" at once
+        # (the page says "try again in a moment") instead of queueing towards their time limit.
+        self.max_queue = int(os.environ.get("SKRIPTOTEKET_RUNNER_MAX_QUEUE", "10"))
+        self.active = 0
 
     @property
     def socket_path(self) -> Path:
@@ -141,6 +145,7 @@ class RunnerHost:
         return {
             "pool_size": self.pool_size,
             "ready": pool.ready_count if pool is not None else 0,
+            "active": self.active,
             **self.stats,
             **({k: v for k, v in pool.stats.items() if k != "last_start_error"} if pool is not None else {}),
         }
@@ -162,7 +167,11 @@ class RunnerHost:
             op = message.get("op")
             if op == "status":
                 reply = {"ok": True, "status": self.status()}
+            elif op == "run" and self.active >= max(1, self.pool_size) + self.max_queue:
+                self.stats["busy"] += 1
+                reply = {"ok": False, "error": "busy"}
             elif op == "run":
+                self.active += 1
                 try:
                     reply = {"ok": True, "outcome": await self._run(message.get("run"))}
                     self.stats["runs"] += 1
@@ -172,6 +181,8 @@ class RunnerHost:
                     log.exception("runner host: run failed")
                     self.stats["errors"] += 1
                     reply = {"ok": False, "error": "runner_failed"}
+                finally:
+                    self.active -= 1
             else:
                 reply = {"ok": False, "error": "unknown_op"}
             writer.write(_frame(reply))

@@ -22,6 +22,8 @@ from traitlets import Bool, Dict, Float, Integer, Unicode, default
 from traitlets.config import Application
 
 from . import __version__
+from . import logging as ops_logging
+from . import metrics
 from .blobs import DirectoryBlobStore
 from .db import create_engine
 from .handlers import default_handlers, fallback_handler
@@ -117,6 +119,33 @@ class SkriptoteketService(Application):
                    "Off unless configured; $SKRIPTOTEKET_AI_* give defaults (docs/ai.md).").tag(config=True)
     ai_log_prompts = Bool(False, help="Log AI prompts and answers (they hold authors' code).").tag(config=True)
 
+    # ---- operations (docs/operations.md) ----
+    json_logs = Bool(True, help="Log one JSON object per line ($SKRIPTOTEKET_LOG_FORMAT=text turns it off).").tag(
+        config=True
+    )
+
+    @default("json_logs")
+    def _json_logs_default(self):
+        return os.environ.get("SKRIPTOTEKET_LOG_FORMAT", "json") != "text"
+
+    metrics_token_file = Unicode(
+        help="File holding the bearer token of the Prometheus scraper for /metrics ($SKRIPTOTEKET_METRICS_TOKEN_FILE); "
+             "without it only admins may read the metrics."
+    ).tag(config=True)
+
+    @default("metrics_token_file")
+    def _metrics_token_file_default(self):
+        return os.environ.get("SKRIPTOTEKET_METRICS_TOKEN_FILE", "")
+
+    max_in_flight = Integer(200, help="Refuse new runs (503 busy) while this process handles more requests (0: off).").tag(
+        config=True
+    )
+    max_running_runs = Integer(0, help="Refuse new runs (503 busy) while this many runs are running (0: off).").tag(
+        config=True
+    )
+    busy_retry_after = Integer(5, help="Retry-After seconds of a 503 busy answer.").tag(config=True)
+    health_min_free_mb = Float(100.0, help="Health says the blob store is low below this many free MiB.").tag(config=True)
+
     def run_policy(self) -> Policy:
         return Policy(
             timeout_production=self.run_timeout, timeout_sandbox=self.sandbox_run_timeout, grace=self.run_grace_period,
@@ -128,6 +157,8 @@ class SkriptoteketService(Application):
         super().initialize(argv)
         if self.config_file and os.path.exists(self.config_file):
             self.load_config_file(self.config_file)
+        if self.json_logs:
+            ops_logging.install(self.log)
         if not self.db_url:
             raise SystemExit("skriptoteket: no database configured (set SKRIPTOTEKET_DB_URL)")
 
@@ -144,6 +175,7 @@ class SkriptoteketService(Application):
         hub_auth = service_oauth_class().instance(parent=self, cache_max_age=60)
         prefix = self.base_url
         handlers = [(url_path_join(prefix, pattern), handler) for pattern, handler in default_handlers]
+        handlers.append((url_path_join(prefix, "metrics"), metrics.handler_class()))
         handlers.append((url_path_join(prefix, "static/(.*)"), web.StaticFileHandler, {"path": str(HERE / "static")}))
         jinja_env = Environment(
             loader=FileSystemLoader(str(HERE / "templates")), autoescape=select_autoescape(["html"])
@@ -156,6 +188,12 @@ class SkriptoteketService(Application):
             blobs=DirectoryBlobStore(self.blob_dir),
             run_policy=self.run_policy(),
             skriptoteket=self,
+            log_function=ops_logging.log_request,
+            admission=metrics.Admission(
+                self.engine, max_in_flight=self.max_in_flight, max_running_runs=self.max_running_runs,
+                retry_after=self.busy_retry_after, pool_capacity=self.db_pool_size + self.db_max_overflow,
+            ),
+            metrics_feed=metrics.DatabaseFeed(self.engine, self.blob_dir),
             jinja2_env=jinja_env,
             cookie_secret=self.cookie_secret(),
             # No tornado-level xsrf check: HubOAuth checks xsrf itself when a request is authenticated by

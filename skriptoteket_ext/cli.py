@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import urllib.error
 
@@ -61,6 +62,103 @@ def cmd_seed(args) -> int:
     return seed.seed(profile=args.profile, dry_run=args.dry_run, publish=args.publish, force=args.force)
 
 
+# ---- operations: retention, backup, restore (docs/operations.md) ------------------------------------------
+
+
+class _OpsDatabase:
+    """The platform's databases for an operations command: the embedded Postgres is started if it is not
+    running (and stopped again afterwards), an external one is used as configured."""
+
+    def __init__(self) -> None:
+        self.platform = Platform()
+        self.started = False
+
+    def __enter__(self) -> Platform:
+        if self.platform.uses_embedded_postgres() and not self.platform.postgres.is_running():
+            self.platform.ensure_secrets()
+            self.platform.start_postgres()
+            self.started = True
+        return self.platform
+
+    def __exit__(self, *exc) -> None:
+        if self.started:
+            self.platform.postgres.stop()
+
+
+def _service_config(platform: Platform):
+    from .retention_service import Retention
+
+    app = Retention(config_file=str(platform.home / "skriptoteket_config.py"))
+    if os.path.exists(app.config_file):
+        app.load_config_file(app.config_file)
+    if not app.config.get("SkriptoteketService", {}).get("blob_dir"):
+        app.blob_dir = str(platform.home / "blobs")
+    return app
+
+
+def cmd_retention(args) -> int:
+    import json
+
+    with _OpsDatabase() as platform:
+        app = _service_config(platform)
+        app.db_url = platform.service_db_url()
+        results = app.run_once(dry_run=args.dry_run)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        verb = "would remove" if args.dry_run else "removed"
+        for r in results:
+            print(f"{r['job']:>14}: {verb} {r['count']} ({r['bytes']} bytes)")
+    return 0
+
+
+def cmd_backup(args) -> int:
+    from . import backup
+
+    with _OpsDatabase() as platform:
+        app = _service_config(platform)
+        try:
+            manifest = backup.backup(args.path, service_db_url=platform.service_db_url(), blob_dir=app.blob_dir,
+                                     hub_db_url=None if args.no_hub else platform.hub_db_url())
+        except backup.BackupError as err:
+            print(f"Backup failed: {err}", file=sys.stderr)
+            return 1
+    print(f"Backup written to {args.path}: {manifest['blob_files']} blob files, schema {manifest['schema_revision']}, "
+          f"hub database {'included' if manifest['hub_database'] else 'not included'} ({manifest['seconds']} s).")
+    return 0
+
+
+def _hub_is_up(platform: Platform) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(platform.bind_url.rstrip("/") + "/hub/health", timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def cmd_restore(args) -> int:
+    from . import backup
+
+    with _OpsDatabase() as platform:
+        if not args.force and _hub_is_up(platform):
+            print("The platform is running: stop it first (Ctrl-C on `skriptoteket up`), or pass --force.",
+                  file=sys.stderr)
+            return 1
+        app = _service_config(platform)
+        try:
+            result = backup.restore(args.path, service_db_url=platform.service_db_url(), blob_dir=app.blob_dir,
+                                    hub_db_url=None if args.no_hub else platform.hub_db_url())
+        except (backup.BackupError, OSError, ValueError) as err:
+            print(f"Restore failed: {err}", file=sys.stderr)
+            return 1
+    print(f"Restored the backup of {result['created_at']}: service schema, {result['restored_blob_files']} blob files, "
+          f"hub database {'restored' if result['restored_hub_database'] else 'not restored'} "
+          f"({result['restore_seconds']} s).")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="skriptoteket", description="Skriptoteket: school tools on JupyterHub")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -97,6 +195,21 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--force", action="store_true",
                       help="also overwrite bank tools that someone changed or has a pending version of")
     seed.set_defaults(func=cmd_seed)
+    retention = sub.add_parser("retention", help="run the retention jobs once (artifacts, session files, snapshots, ...)")
+    retention.add_argument("--dry-run", action="store_true", help="say what would be removed and remove nothing")
+    retention.add_argument("--json", action="store_true", help="print the result as JSON")
+    retention.set_defaults(func=cmd_retention)
+
+    backup = sub.add_parser("backup", help="back up the service's schema, the blob store and the hub database")
+    backup.add_argument("path", help="a new (or empty) directory for the backup")
+    backup.add_argument("--no-hub", action="store_true", help="leave out the hub's database (users, groups, passwords)")
+    backup.set_defaults(func=cmd_backup)
+
+    restore = sub.add_parser("restore", help="restore a backup (stop the platform first)")
+    restore.add_argument("path", help="a directory written by `skriptoteket backup`")
+    restore.add_argument("--no-hub", action="store_true", help="leave the hub's database as it is")
+    restore.add_argument("--force", action="store_true", help="restore even though the hub answers")
+    restore.set_defaults(func=cmd_restore)
     return parser
 
 

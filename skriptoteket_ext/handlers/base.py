@@ -100,6 +100,10 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
 
     async def prepare(self) -> None:
         self.set_correlation_id()
+        admission = self.settings.get("admission")  # metrics.Admission: in-flight count, 503 busy for new runs
+        if admission is not None:
+            admission.enter()
+            self._skr_in_flight = True  # released by the request log hook (logging.log_request)
         model = await self.hub_auth.get_user(self, sync=False)
         if model:
             try:
@@ -110,6 +114,8 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
                 raise ApiError(403, "forbidden")
         else:
             self._hub_auth_user_cache = None
+        if admission is not None and admission.applies(self.request):
+            await admission.check(self)
 
     def get_current_user(self):
         return getattr(self, "_hub_auth_user_cache", None)
@@ -188,6 +194,8 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         status, code, message, details = self.error_parts(status_code, kwargs.get("exc_info"))
         self.clear_header("Content-Type")
         self.set_status(status)
+        if status == 503 and details.get("retry_after"):
+            self.set_header("Retry-After", str(details["retry_after"]))
         if self.is_api or "application/json" in self.request.headers.get("Accept", ""):
             self.set_header("Content-Type", "application/json; charset=UTF-8")
             self.finish(json.dumps(envelope(code, message, details, self.correlation_id), ensure_ascii=False))
