@@ -76,7 +76,8 @@ c.JupyterHub.load_roles = [
     {"name": "skriptoteket-service", "scopes": ["read:users:name", "read:groups:name"],
      "services": [scopes.SERVICE_NAME]},
     # The command line (`skriptoteket create-user`) manages users and group membership.
-    {"name": "skriptoteket-cli", "scopes": ["admin:users", "admin:groups", "list:users"],
+    # `skriptoteket seed` acts as the reviewer bot skriptoteket-bank with a short-lived token minted here.
+    {"name": "skriptoteket-cli", "scopes": ["admin:users", "admin:groups", "list:users", "tokens!user=skriptoteket-bank"],
      "services": ["skriptoteket-cli"]},
 ]
 

@@ -160,8 +160,8 @@ class Platform:
 
     def _seed_in_background(self) -> None:
         """Optional: seed the example bank (docs/bank.md), published, once the hub answers.
-        ``SKRIPTOTEKET_SEED=dev|prod|none`` (default none; see docs/bank.md)."""
-        profile = os.environ.get("SKRIPTOTEKET_SEED", "none").strip().lower()
+        ``SKRIPTOTEKET_SEED=dev|prod|none`` (default dev: the demo shows the whole bank; see docs/bank.md)."""
+        profile = os.environ.get("SKRIPTOTEKET_SEED", "dev").strip().lower()
         if profile in ("", "none"):
             return
         import threading

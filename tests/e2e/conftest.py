@@ -85,6 +85,7 @@ def start_platform(home: Path, extra_env: dict | None = None) -> RunningPlatform
         SKRIPTOTEKET_SERVICE_PORT=str(free_port()),
         SKRIPTOTEKET_ADMIN_PASSWORD=ADMIN_PASSWORD,
         SKRIPTOTEKET_SPAWNER="demo",
+        SKRIPTOTEKET_SEED="none",  # tests publish exactly the tools they need
     )
     for name in ("SKRIPTOTEKET_HUB_DB_URL", "SKRIPTOTEKET_DB_URL"):
         env.pop(name, None)
