@@ -59,6 +59,7 @@ def expire_artifacts(conn, policy: RetentionPolicy, now: datetime, dry_run: bool
     due = (
         sa.select(artifacts.c.run_id, artifacts.c.artifact_id, artifacts.c.blob_key, artifacts.c.bytes)
         .where(artifacts.c.expired_at.is_(None),
+               artifacts.c.expires_at.is_not(None),  # null: kept until further notice
                sa.or_(artifacts.c.expires_at <= now,
                       artifacts.c.created_at <= now - timedelta(days=policy.artifact_days)))
         .order_by(artifacts.c.expires_at)
