@@ -567,6 +567,9 @@ async def start(params: dict | None = None, token: str | None = None, client: Se
     if client is None:
         client = ServiceClient(token)
     client.set_token(token)
+    if params.get("context") == "sandbox":  # an author's preview link (docs/authoring.md); 404 for anyone else
+        from .authoring.preview import SandboxClient
+        client = SandboxClient.pinned(client, params.get("snapshot"), params.get("version"))
     client.lang = normalize_language(lang or "en")
     app = ToolApp(client, lang=lang or "en")
     display(app.root)

@@ -112,6 +112,15 @@ class SandboxClient(ServiceClient):
         super().__init__(token, **kwargs)
         self.snapshot, self.version = snapshot, version
 
+    @classmethod
+    def pinned(cls, client: ServiceClient, snapshot: str | None, version: str | int | None) -> SandboxClient:
+        """The tool app's (already connected) client, pinned to the sandbox: shares its HTTP connection."""
+        pinned = cls.__new__(cls)
+        pinned.__dict__.update(client.__dict__)
+        pinned.snapshot = snapshot or None
+        pinned.version = int(version) if str(version or "").isdigit() else None
+        return pinned
+
     def _params(self) -> dict:
         return {"context": "sandbox", **({"snapshot": self.snapshot} if self.snapshot else {}),
                 **({"version": str(self.version)} if self.version else {})}
