@@ -5,6 +5,7 @@ test of the whole path, which exercises the host end to end.)"""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import stat
 
@@ -71,4 +72,6 @@ def test_runner_host(tmp_path, monkeypatch):
             await host.stop()
         assert not host.dir.exists()
 
-    asyncio.run(scenario())
+    # in a thread of its own: Playwright's sync API (other tests of this directory) keeps a loop running here
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, scenario()).result()
