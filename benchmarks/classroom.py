@@ -1,0 +1,224 @@
+"""A classroom: N teachers log in at once and each runs a light, realistic tool M times, through the real path.
+
+    .venv/bin/python benchmarks/classroom.py [--teachers 20] [--runs 5] [--think 1.0]
+
+What runs: ``skriptoteket up`` (demo mode: hub, proxy, service, embedded Postgres) in a temp home; one user
+server per teacher (standalone Voila with preheated kernels and a warm runner pool), spawned by the first tool
+link. Each teacher is a headless Chromium context (one browser process, N contexts): log in through the hub's
+form, open ``/hub/user-redirect/?tool=class-groups``, press Run M times. A run's latency is click → the page
+shows the result (the app's ``skr-done-<n>`` marker): widget event → Voila kernel → POST runs → runner kernel →
+POST result → render. This is the path a teacher takes, not a model of it; the price is that Chromium's own CPU
+is on the same 2 cores (measured and printed, so its share is visible).
+
+Reported: p50/p95/max run latency, tool-open latency (includes the server spawn), errors (a result that is not
+the tool's output; "busy" answers are counted separately), and CPU seconds / peak RSS of the hub, the service,
+the user servers (with their kernels) and Chromium, sampled with psutil.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from tests.browser.tools import publish  # noqa: E402
+from tests.e2e.conftest import start_platform, stop_platform  # noqa: E402
+
+CLASS_GROUPS = r'''
+import random
+
+CLASS = ["Ada", "Bo", "Cy", "Dee", "Ed", "Fia", "Gus", "Hal", "Ida", "Jon", "Kim", "Liv", "Mo", "Nea", "Ola",
+         "Pia", "Rut", "Sam", "Tor", "Una", "Vim", "Wil", "Xi", "Yo", "Zeb", "Åsa", "Ärn", "Öla"]
+
+def run_tool(input_dir, output_dir):
+    pupils = list(CLASS)
+    random.shuffle(pupils)
+    groups = [pupils[i::6] for i in range(6)]
+    with open(f"{output_dir}/groups.csv", "w") as f:
+        f.write("group,name\n" + "".join(f"{g + 1},{n}\n" for g, names in enumerate(groups) for n in names))
+    return {"outputs": [
+        {"kind": "notice", "level": "success", "message": f"{len(pupils)} pupils in {len(groups)} groups"},
+        {"kind": "table", "title": "Groups", "columns": [{"key": "g", "label": "Group"}, {"key": "n", "label": "Names"}],
+         "rows": [{"g": i + 1, "n": ", ".join(names)} for i, names in enumerate(groups)]},
+    ]}
+'''
+RESULT = ".skr-result .skr-output-notice"
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+class Sampler:
+    """CPU seconds and peak RSS per role, from psutil, every ``interval`` seconds."""
+
+    def __init__(self, platform, interval: float = 1.0):
+        self.platform, self.interval = platform, interval
+        self.peak_rss: dict[str, int] = {}
+        self.cpu: dict[str, dict[int, float]] = {}
+        self.cpu_start: dict[str, float] = {}
+        self._task = None
+
+    def roles(self) -> dict[str, list[psutil.Process]]:
+        home, hub_port = str(self.platform.home), f":{self.platform.env['SKRIPTOTEKET_HUB_PORT']}/"
+        out: dict[str, list[psutil.Process]] = {"hub": [], "service": [], "user servers": [], "chromium": [],
+                                                "postgres": []}
+        me = psutil.Process()
+        chromium = {p.pid for p in me.children(recursive=True)}
+        for proc in psutil.process_iter(["cmdline"]):
+            try:
+                cmd = proc.info["cmdline"] or []
+                if proc.pid in chromium and any("chrom" in c for c in cmd[:1]):
+                    out["chromium"].append(proc)
+                    continue
+                if not cmd:
+                    continue
+                env = None
+                if cmd[1:3] == ["-m", "jupyterhub"] or cmd[-2:] == ["-m", "skriptoteket_ext"]:
+                    env = proc.environ()
+                    if env.get("SKRIPTOTEKET_HOME") == home:
+                        out["hub" if cmd[1:3] == ["-m", "jupyterhub"] else "service"].append(proc)
+                elif "runner_kernel.singleuser" in " ".join(cmd):
+                    if hub_port in proc.environ().get("JUPYTERHUB_API_URL", ""):
+                        out["user servers"].append(proc)
+                        out["user servers"] += proc.children(recursive=True)
+                elif "postgres" in cmd[0] and home in " ".join(cmd):
+                    out["postgres"].append(proc)
+                    out["postgres"] += proc.children(recursive=True)
+            except psutil.Error:
+                continue
+        return out
+
+    def sample(self) -> None:
+        for role, procs in self.roles().items():
+            rss, cpu = 0, self.cpu.setdefault(role, {})
+            for p in procs:
+                try:
+                    rss += p.memory_info().rss
+                    times = p.cpu_times()
+                    cpu[p.pid] = times.user + times.system
+                except psutil.Error:
+                    pass
+            self.peak_rss[role] = max(self.peak_rss.get(role, 0), rss)
+
+    def start(self) -> None:
+        self.sample()
+        self.cpu_start = {role: sum(v.values()) for role, v in self.cpu.items()}
+
+        async def loop():
+            while True:
+                await asyncio.to_thread(self.sample)
+                await asyncio.sleep(self.interval)
+
+        self._task = asyncio.ensure_future(loop())
+
+    def stop(self) -> dict:
+        self._task.cancel()
+        self.sample()
+        return {role: {"cpu_s": round(sum(v.values()) - self.cpu_start.get(role, 0.0), 1),
+                       "peak_rss_mb": round(self.peak_rss.get(role, 0) / 2**20)} for role, v in self.cpu.items()}
+
+
+async def teacher(browser, url: str, name: str, password: str, runs: int, think: float, stats: dict) -> None:
+    context = await browser.new_context()
+    page = await context.new_page()
+    try:
+        await page.goto(url + "/hub/login")
+        await page.fill("#username_input", name)
+        await page.fill("#password_input", password)
+        await page.click("#login_submit")
+        await page.wait_for_load_state()
+        t0 = time.monotonic()
+        await page.goto(f"{url}/hub/user-redirect/?tool=class-groups")
+        await page.wait_for_selector(".skr-app .skr-title", timeout=300_000)
+        stats["open"].append(time.monotonic() - t0)
+        for n in range(1, runs + 1):
+            await asyncio.sleep(think)
+            t0 = time.monotonic()
+            await page.click("button.skr-run-button")
+            await page.wait_for_selector(f".skr-app.skr-done-{n}", state="attached", timeout=300_000)
+            elapsed = time.monotonic() - t0
+            text = (await page.locator(".skr-app").inner_text()).lower()
+            if "pupils in 6 groups" in text:
+                stats["latency"].append(elapsed)
+            elif "busy" in text or "upptaget" in text or "try again" in text:
+                stats["busy"] += 1
+            else:
+                stats["errors"].append(f"{name} run {n}: {text[:200]!r}")
+    except Exception as exc:  # noqa: BLE001 - reported, the others go on
+        stats["errors"].append(f"{name}: {type(exc).__name__}: {exc}"[:300])
+    finally:
+        await context.close()
+
+
+async def main_async(args) -> int:
+    from playwright.async_api import async_playwright
+
+    home = Path(tempfile.mkdtemp(prefix="skr-classroom-")) / "home"
+    print(f"starting the platform in {home} ...", flush=True)
+    platform = start_platform(home, extra_env={"SKRIPTOTEKET_NO_SCREENSHOTS": "1"})
+    try:
+        publish(platform.postgres.url("skriptoteket"), "class-groups", title="Class groups", source=CLASS_GROUPS,
+                input_schema=[])
+        names = [f"teacher{i:02d}" for i in range(args.teachers)]
+        for name in names:
+            platform.create_user(name)
+        stats = {"latency": [], "open": [], "errors": [], "busy": 0}
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            sampler = Sampler(platform)
+            sampler.start()
+            t0 = time.monotonic()
+            await asyncio.gather(*(
+                teacher(browser, platform.url, name, platform.passwords[name], args.runs, args.think, stats)
+                for name in names))
+            wall = time.monotonic() - t0
+            usage = sampler.stop()
+            await browser.close()
+        lat = stats["latency"]
+        print(f"\n{args.teachers} teachers x {args.runs} runs on {os.cpu_count()} cores in {wall:.0f} s "
+              f"(load average before/after: {args.load_before:.1f}/{os.getloadavg()[0]:.1f})")
+        print(f"run latency (click -> result on the page), {len(lat)} runs: p50 {percentile(lat, .5):.2f} s, "
+              f"p95 {percentile(lat, .95):.2f} s, max {max(lat) if lat else float('nan'):.2f} s, "
+              f"mean {statistics.mean(lat) if lat else float('nan'):.2f} s")
+        print(f"tool open incl. server spawn: p50 {percentile(stats['open'], .5):.1f} s, "
+              f"p95 {percentile(stats['open'], .95):.1f} s")
+        print(f"errors: {len(stats['errors'])}, busy answers: {stats['busy']}")
+        for err in stats["errors"][:10]:
+            print("  ", err)
+        for role, u in usage.items():
+            print(f"  {role:>13}: {u['cpu_s']:7.1f} CPU s, peak RSS {u['peak_rss_mb']} MiB")
+        return 0 if not stats["errors"] else 1
+    finally:
+        stop_platform(platform)
+        platform.postgres.stop(mode="immediate")
+        shutil.rmtree(home.parent, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--teachers", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--think", type=float, default=1.0, help="seconds between a result and the next click")
+    args = parser.parse_args()
+    args.load_before = os.getloadavg()[0]
+    return asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
