@@ -145,7 +145,7 @@ class AuthoringMagics(Magics):
     def skr_preview(self, line):
         arg = line.strip()
         sample = None if arg == "--empty" else (int(arg) if arg.isdigit() else (arg or 0))
-        return self.skr.preview(sample)
+        self.skr.preview(sample)  # the view is displayed; the app is skr.previews[-1]
 
     @line_magic
     def skr_validate(self, line):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import html
+import logging
 import os
 import shutil
 import tempfile
@@ -334,6 +335,8 @@ def start_preview(authoring, *, sample: str | int | None = 0, run: bool = True) 
     on the kernel's loop (widget updates arrive as the run goes)."""
     tool = authoring.current()
     snap = authoring.snapshot(tool)
+    # The tool app logs every service call for the server's log; in a notebook that would be the cell's output.
+    logging.getLogger("skriptoteket.tool_app").setLevel(logging.WARNING)
     app = build_preview(authoring, tool, snap)
     display(app.view)
     task = asyncio.ensure_future(open_preview(authoring, sample=sample, run=run, app=app, tool=tool))
