@@ -11,7 +11,7 @@ until the pools are full again (``/user/<name>/ready``), so it measures the pool
 
 Measures (wall clock in the test driver, medians and p90 over ``--reps``):
 
-- open: navigation to ``/user/<name>/?tool=noop`` → the Run button is visible and enabled (form interactive);
+- open: navigation to ``/user/<name>/?tool=tp-noop`` → the Run button is visible and enabled (form interactive);
 - run: Run clicked → the result is rendered (the app's ``skr-done-<n>`` class, set after drawing the payload).
 """
 
@@ -56,7 +56,7 @@ def measure(page, url: str, user: str, reps: int, warm: bool) -> dict[str, list[
     for _ in range(reps):
         wait_ready(url, user, warm=warm)
         t0 = time.perf_counter()
-        page.goto(f"{url}/user/{user}/?tool=noop")
+        page.goto(f"{url}/user/{user}/?tool=tp-noop")
         page.wait_for_selector("button.skr-run-button:enabled", timeout=120_000)
         opens.append((time.perf_counter() - t0) * 1000)
         # the page's HTML is complete once the notebook cell (the app opening) has run in the kernel
@@ -105,7 +105,7 @@ def main(argv=None) -> int:
             for user in ("warm", "cold"):
                 context = browser.new_context()
                 page = login(context, platform.url, user, platform.passwords[user])
-                page.goto(f"{platform.url}/hub/user-redirect/?tool=noop")  # start the server (not measured)
+                page.goto(f"{platform.url}/hub/user-redirect/?tool=tp-noop")  # start the server (not measured)
                 page.wait_for_selector("button.skr-run-button:enabled", timeout=180_000)
                 page.click("button.skr-run-button")  # first run ever (not measured)
                 page.wait_for_selector(".skr-app.skr-done-1", state="attached", timeout=180_000)

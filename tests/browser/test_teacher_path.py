@@ -95,17 +95,17 @@ def test_open_a_tool_from_the_catalog(platform, teacher):
     except Exception as exc:  # the catalog page is being built concurrently; the tool path does not depend on it
         print("catalog failed:", exc, platform.log()[-3000:])
     shot(page, "01-catalog")
-    link = page.locator('a[href*="tool=group-maker"]')
+    link = page.locator('a[href*="tool=tp-group-maker"]')
     t0 = time.monotonic()
     if link.count():
         link.first.click()
         page.wait_for_selector(APP_READY, timeout=120_000)
     else:  # the catalog page lists no tools yet: the link it should use
-        page.goto(f"{platform.url}/hub/user-redirect/?tool=group-maker")
+        page.goto(f"{platform.url}/hub/user-redirect/?tool=tp-group-maker")
         # a stopped server is started through the hub's progress page, then the tool opens
         page.wait_for_selector(APP_READY, timeout=120_000)
     spawn_and_open = time.monotonic() - t0
-    assert "/user/teach/" in page.url and "tool=group-maker" in page.url
+    assert "/user/teach/" in page.url and "tool=tp-group-maker" in page.url
     assert page.inner_text(".skr-title") == "Group maker"
     assert "Splits class lists" in page.inner_text(".skr-summary")
     # instructions are collapsible; no code, no traceback anywhere
@@ -194,7 +194,7 @@ def test_reload_continues_the_session(platform, teacher):
 
 def test_my_runs_and_replay(platform, teacher):
     page = teacher["page"]
-    listing = page.request.get(platform.url + "/services/skriptoteket/api/v1/runs?tool=group-maker")
+    listing = page.request.get(platform.url + "/services/skriptoteket/api/v1/runs?tool=tp-group-maker")
     assert listing.ok, listing.text()
     runs = listing.json()["runs"]
     assert [r["id"] for r in runs][-1] == teacher["first_run"] and len(runs) >= 3
@@ -213,7 +213,7 @@ def test_hostile_html_and_markdown_run_no_script(platform, teacher):
     page = teacher["page"]
     dialogs = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    open_tool(page, platform.url, "hostile-output")
+    open_tool(page, platform.url, "tp-hostile-output")
     run_and_wait(page, 0)
     page.wait_for_selector(".skr-result iframe")
     page.wait_for_timeout(1000)  # give any script (or onerror of a broken image) a chance to run
@@ -232,8 +232,8 @@ def test_hostile_html_and_markdown_run_no_script(platform, teacher):
 def test_stale_action_from_a_second_tab(platform, teacher):
     context = teacher["context"]
     first, second = teacher["page"], context.new_page()
-    open_tool(first, platform.url, "group-maker")
-    open_tool(second, platform.url, "group-maker")
+    open_tool(first, platform.url, "tp-group-maker")
+    open_tool(second, platform.url, "tp-group-maker")
     for page in (first, second):
         page.wait_for_selector(".skr-action-next button.skr-action-button")
     second.click(".skr-action-next button.skr-action-button")  # the second tab moves the session on
@@ -267,7 +267,7 @@ def test_another_teacher_is_refused(platform, teacher, browser):
     page.goto(f"{platform.url}/hub/user-redirect/?run={run_id}")
     page.wait_for_selector(".skr-message", timeout=120_000)
     assert "not yours" in page.inner_text(".skr-message")
-    response = page.goto(f"{platform.url}/user/teach/?tool=group-maker")
+    response = page.goto(f"{platform.url}/user/teach/?tool=tp-group-maker")
     assert response.status in (403, 404) or "/user/other/" in page.url or "/hub/" in page.url
     context.close()
 
@@ -291,7 +291,7 @@ def test_a_20_mb_upload_through_the_proxy(platform, teacher):
     big = files / "big.bin"
     data = os.urandom(20_000_000)
     big.write_bytes(data)
-    open_tool(page, platform.url, "big-upload")
+    open_tool(page, platform.url, "tp-big-upload")
     with page.expect_file_chooser() as chooser:
         page.click(".skr-field-name-file button")
     chooser.value.set_files(str(big))

@@ -80,12 +80,12 @@ def run_tool(input_dir, output_dir):
 '''
 
 TOOLS = {
-    "group-maker": dict(title="Group maker", summary="Splits class lists into groups.", source=GROUP_MAKER,
+    "tp-group-maker": dict(title="Group maker", summary="Splits class lists into groups.", source=GROUP_MAKER,
                         input_schema=FIELDS, usage_instructions="1. Upload **class lists**.\n2. Press *Run*.",
                         settings_schema=[{"name": "signature", "label": "Signature", "kind": "string"}]),
-    "hostile-output": dict(title="Hostile output", summary="Tries to run script.", source=HOSTILE, input_schema=[]),
-    "noop": dict(title="No-op", summary="Does nothing, quickly.", source=NOOP, input_schema=[]),
-    "big-upload": dict(title="Big upload", summary="Hashes an upload.", source=BIG_UPLOAD,
+    "tp-hostile-output": dict(title="Hostile output", summary="Tries to run script.", source=HOSTILE, input_schema=[]),
+    "tp-noop": dict(title="No-op", summary="Does nothing, quickly.", source=NOOP, input_schema=[]),
+    "tp-big-upload": dict(title="Big upload", summary="Hashes an upload.", source=BIG_UPLOAD,
                        input_schema=[{"name": "file", "label": "File", "kind": "file", "min": 1, "max": 1}]),
 }
 
