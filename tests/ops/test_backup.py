@@ -98,7 +98,8 @@ def test_backup_change_restore_round_trip():
         session = api.call("GET", "sessions/upload").json()
         assert api.call("GET", session["files"][0]["url"]).content == data
         assert api.call("GET", f"runs/{run_id}").json()["status"] == "succeeded"
-        platform.login("teach")  # the password (NativeAuthenticator's row) is back too
+        client = platform.login("teach", "teach-password-1")  # the password (NativeAuthenticator's row) is back
+        assert "/hub/login" not in str(client.get("/hub/home").url)
         assert httpx.get(platform.url + "/hub/api/user", headers={"Authorization": f"token {token}"}).json()["name"] == "teach"
     finally:
         stop_platform(platform)
