@@ -233,6 +233,16 @@ class APIHandler(BaseHandler):
         raise ApiError(401, "unauthenticated")
 
 
+class DownloadHandler(APIHandler):
+    """Downloads are links people click: a browser without a session goes through the hub's login and comes
+    back; other clients get the 401 envelope like any API call."""
+
+    def require_login(self):
+        if self.request.method == "GET" and "text/html" in self.request.headers.get("Accept", ""):
+            return self.redirect(BaseHandler.get_login_url(self))
+        raise ApiError(401, "unauthenticated")
+
+
 class NotFoundHandler(BaseHandler):
     """Unknown routes: the envelope under api/, a friendly page elsewhere."""
 

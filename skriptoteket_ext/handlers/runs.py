@@ -14,7 +14,7 @@ from ..blobs import BlobNotFound, delete_all
 from ..errors import ApiError
 from ..profiles import touch
 from ..scopes import AUTHOR, REVIEW, has_scope, needs_scope
-from .base import APIHandler
+from .base import APIHandler, DownloadHandler
 
 SLUG = r"([a-z0-9]+(?:-[a-z0-9]+)*)"
 RUN_ID = r"([0-9a-fA-F-]{36})"
@@ -121,7 +121,7 @@ class RunInputHandler(RunsBaseHandler):
         self.write_json(stored)
 
 
-class ArtifactHandler(RunsBaseHandler):
+class ArtifactHandler(RunsBaseHandler, DownloadHandler):
     @needs_scope()
     async def put(self, run_id: str, artifact_id: str) -> None:
         async with self.transaction() as (conn, _):
@@ -171,7 +171,7 @@ class SessionHandler(RunsBaseHandler):
         self.write_json(model)
 
 
-class SessionFileHandler(RunsBaseHandler):
+class SessionFileHandler(RunsBaseHandler, DownloadHandler):
     @needs_scope()
     async def get(self, session_id: str, position: str) -> None:
         async with self.transaction() as (conn, _):

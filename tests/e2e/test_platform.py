@@ -167,3 +167,10 @@ def test_ctrl_c_and_a_second_start_keep_the_users():
         assert response.status_code == 200 and "<h1>Tools</h1>" in response.text
     finally:
         stop_platform(second)
+
+
+def test_a_download_link_sends_a_browser_without_a_session_through_the_login(platform):
+    url = f"{platform.service_url}/api/v1/runs/00000000-0000-0000-0000-000000000000/artifacts/report_txt"
+    browser = httpx.get(url, headers={"Accept": "text/html,application/xhtml+xml"}, follow_redirects=False)
+    assert browser.status_code == 302 and browser.headers["location"].startswith("/hub/api/oauth2/authorize")
+    assert_envelope(httpx.get(url), 401, "unauthenticated")
