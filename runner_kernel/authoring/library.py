@@ -538,10 +538,10 @@ class Authoring:
 
     def preview_results(self) -> dict[str, dict]:
         """The normalized payloads of the samples run by this kernel's previews (the latest per sample)."""
-        results: dict[str, dict] = {}
-        for view in self.previews:
-            results.update(getattr(view, "sample_results", {}))
-        return results
+        for view in reversed(self.previews):  # the latest preview that ran samples
+            if getattr(view, "sample_results", None):
+                return dict(view.sample_results)
+        return {}
 
 
 def _add_cell_magics(node) -> None:

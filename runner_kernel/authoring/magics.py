@@ -115,11 +115,16 @@ class AuthoringMagics(Magics):
         if not results:
             _note(True, "✓ test registered (it runs in <code>skriptoteket check</code>, or here after a preview)")
             return
+        failed = [name for name, payload in results.items() if payload.get("status") != "succeeded"]
+        if failed:
+            _note(False, "test not run: the last preview of " + ", ".join(map(html.escape, failed)) + " failed")
+            return
         namespace = {"results": results, "artifacts": {}, "runs": {}}
         try:
             exec(compile(cell, "<skr-test>", "exec"), namespace)  # noqa: S102 - the author's own test code
-        except AssertionError as exc:
-            _note(False, f"✗ test failed against the last preview: {html.escape(str(exc) or 'assertion failed')}")
+        except Exception as exc:  # noqa: BLE001 - a failing test is a message; "Run All" goes on to the preview
+            _note(False, f"✗ test failed against the last preview: {html.escape(type(exc).__name__)}: "
+                         f"{html.escape(str(exc) or 'assertion failed')}")
             return
         _note(True, f"✓ test passed against the last preview ({', '.join(map(html.escape, results))})")
 
