@@ -134,8 +134,11 @@ class Sampler:
                        "peak_rss_mb": round(self.peak_rss.get(role, 0) / 2**20)} for role, v in self.cpu.items()}
 
 
-async def teacher(browser, url: str, name: str, password: str, runs: int, think: float, stats: dict) -> None:
+async def teacher(browser, url: str, name: str, password: str, runs: int, think: float, stats: dict,
+                  arrive: float = 0.0) -> None:
+    await asyncio.sleep(arrive)  # a class does not arrive in the same millisecond
     context = await browser.new_context()
+    context.set_default_timeout(180_000)  # 20 renderers starting on 2 cores: the login page alone took > 30 s
     page = await context.new_page()
     try:
         await page.goto(url + "/hub/login")
@@ -185,8 +188,9 @@ async def main_async(args) -> int:
             sampler.start()
             t0 = time.monotonic()
             await asyncio.gather(*(
-                teacher(browser, platform.url, name, platform.passwords[name], args.runs, args.think, stats)
-                for name in names))
+                teacher(browser, platform.url, name, platform.passwords[name], args.runs, args.think, stats,
+                        arrive=i * args.stagger)
+                for i, name in enumerate(names)))
             wall = time.monotonic() - t0
             usage = sampler.stop()
             await browser.close()
@@ -215,6 +219,7 @@ def main() -> int:
     parser.add_argument("--teachers", type=int, default=20)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--think", type=float, default=1.0, help="seconds between a result and the next click")
+    parser.add_argument("--stagger", type=float, default=1.0, help="seconds between two teachers' arrivals")
     args = parser.parse_args()
     args.load_before = os.getloadavg()[0]
     return asyncio.run(main_async(args))
