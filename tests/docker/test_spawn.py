@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 
 import httpx
 
@@ -100,3 +101,30 @@ def test_the_tool_page_renders_through_the_hub(docker_platform, two_teachers):
     # another user is refused by alice's server
     other = docker_platform.login(bob).get(f"/user/{alice}/", timeout=60)
     assert other.status_code == 403 or f"/user/{bob}/" in str(other.url)
+
+
+def test_authors_get_jupyterlab_teachers_do_not(docker_platform, two_teachers):
+    alice, _ = two_teachers
+    docker_platform.create_user("ada", "authors")
+    docker_platform.start_server("ada", "lab", timeout=180)
+    info = docker_platform.inspect("ada", "lab")
+    assert "jupyterhub-singleuser" in " ".join(info["Config"]["Cmd"])
+    mounts = {m["Destination"]: m for m in info["Mounts"]}
+    assert mounts["/home/skriptoteket/work"]["Type"] == "volume"
+    assert mounts["/home/skriptoteket/work"]["Name"] == f"{docker_platform.prefix}-work-ada"
+    assert info["HostConfig"]["ReadonlyRootfs"] is True and info["HostConfig"]["CapDrop"] == ["ALL"]
+    # the author's files persist in the volume, writable by the container's user
+    write = docker_platform.exec_python("ada", "open('/home/skriptoteket/work/t.py', 'w').write('x = 1')\nprint('ok')",
+                                        name="lab")
+    assert write.stdout.strip() == "ok", write.stderr
+    docker_platform.stop_server("ada", "lab")
+    # a teacher asking for JupyterLab is refused with a sentence
+    with docker_platform.api() as api:
+        response = api.post(f"/users/{alice}/servers/lab")
+        if response.status_code in (201, 202):
+            time.sleep(3)
+            model = api.get(f"/users/{alice}").json()
+            assert "lab" not in model["servers"] or not model["servers"]["lab"].get("ready")
+        else:
+            assert response.status_code in (400, 403, 500), response.text
+    assert "JupyterLab is for tool authors" in docker_platform.log()
