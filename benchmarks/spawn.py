@@ -135,7 +135,7 @@ def run_overhead_in_container(container: str) -> str:
     subprocess.run(["docker", "exec", "-u", "1000:1000", container, "mkdir", "-p", "/tmp/bench"], check=True)
     subprocess.run(["docker", "cp", str(script), f"{container}:/tmp/bench/run_overhead.py"], check=True)
     result = subprocess.run(["docker", "exec", "-u", "1000:1000", "-w", "/tmp/bench", container, "python",
-                             "/tmp/bench/run_overhead.py"], capture_output=True, text=True, timeout=900)
+                             "/tmp/bench/run_overhead.py", "--n", "10"], capture_output=True, text=True, timeout=900)
     return "runner overhead in the container:\n" + (result.stdout + result.stderr[-2000:])
 
 

@@ -93,7 +93,7 @@ def _fail(message: str):
 def _preflight():
     where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
     try:
-        client = docker.from_env(timeout=10)
+        client = docker.from_env(timeout=60)  # a busy engine can take seconds to answer
         client.ping()
     except Exception as e:  # docker raises DockerException, requests' ConnectionError, PermissionError, ...
         _fail(f"the Docker engine is not reachable at {where} ({type(e).__name__}); start dockerd, or set "
