@@ -41,8 +41,8 @@ def publish_tool(platform, slug: str, title: str, *, source: str = NOOP_SOURCE, 
     tool_id = tool["id"]
     checker.call("PATCH", f"tools/{tool_id}", {"slug": slug})
     version = writer.call("POST", f"tools/{tool_id}/versions", {
-        "expected_parent": None,  # a new tool has no versions yet "source": source, "input_schema": input_schema or [],
-        "settings_schema": settings_schema, "usage_instructions": usage_instructions,
+        "expected_parent": None,  # a new tool has no versions yet
+        "source": source, "input_schema": input_schema or [], "settings_schema": settings_schema, "usage_instructions": usage_instructions,
     })
     version_id = version["id"]
     writer.call("POST", f"tools/{tool_id}/versions/{version_id}/submit", {})

@@ -94,3 +94,12 @@ def test_authoring_and_review_pages_render_for_their_roles(platform):
     assert refused.status_code == 403 and "Back to the tools" in refused.text
     assert teacher.get(f"/services/skriptoteket/tools/{tool['id']}").status_code == 403
     assert teacher.get("/services/skriptoteket/suggestions").status_code == 200
+
+
+def test_published_tools_carry_their_content(platform, published):
+    from .publishing import Api
+
+    reviewer = Api(platform, "pub-reviewer")
+    tool = reviewer.call("GET", f"tools/{published[0]['tool_id']}")
+    version = reviewer.call("GET", f"tools/{tool['id']}/versions/{tool['active_version']['id']}")
+    assert version["source"].startswith("def run_tool(") and version["input_schema"] == []
