@@ -157,7 +157,7 @@ async def teacher(browser, url: str, name: str, password: str, runs: int, think:
             await page.wait_for_selector(f".skr-app.skr-done-{n}", state="attached", timeout=300_000)
             elapsed = time.monotonic() - t0
             text = (await page.locator(".skr-app").inner_text()).lower()
-            if "pupils in 6 groups" in text:
+            if "group\tnames" in text or await page.locator(".skr-result table").count():
                 stats["latency"].append(elapsed)
             elif "busy" in text or "upptaget" in text or "try again" in text:
                 stats["busy"] += 1
