@@ -105,7 +105,10 @@ def main() -> int:
                       f"ready: {body}")
             else:
                 platform.stop_server(user)
-        overhead = run_overhead_in_container(platform.container(user))
+        try:
+            overhead = run_overhead_in_container(platform.container(user))
+        except (subprocess.SubprocessError, OSError) as e:
+            overhead = f"runner overhead in the container: failed ({e})"
     finally:
         stop_platform(platform)
         remove_containers(prefix)
@@ -132,8 +135,9 @@ def run_overhead_in_container(container: str) -> str:
     script = ROOT / "benchmarks" / "run_overhead.py"
     if not script.exists():
         return "runner overhead in the container: skipped (benchmarks/run_overhead.py not present yet)"
-    subprocess.run(["docker", "exec", "-u", "1000:1000", container, "mkdir", "-p", "/tmp/bench"], check=True)
-    subprocess.run(["docker", "cp", str(script), f"{container}:/tmp/bench/run_overhead.py"], check=True)
+    # /tmp is a tmpfs and the root is read-only, so `docker cp` cannot write there: pipe the file in
+    subprocess.run(["docker", "exec", "-i", "-u", "1000:1000", container, "sh", "-c",
+                    "mkdir -p /tmp/bench && cat > /tmp/bench/run_overhead.py"], input=script.read_bytes(), check=True)
     result = subprocess.run(["docker", "exec", "-u", "1000:1000", "-w", "/tmp/bench", container, "python",
                              "/tmp/bench/run_overhead.py", "--n", "10"], capture_output=True, text=True, timeout=900)
     return "runner overhead in the container:\n" + (result.stdout + result.stderr[-2000:])
