@@ -28,11 +28,12 @@ def get_authoring():
 
 
 def load_ipython_extension(ipython) -> None:
-    from . import magics
+    from . import assistant, magics
     from .preview import warm_up
 
     skr = get_authoring()
     magics.register(ipython, skr)
+    assistant.register(ipython, skr)
     ipython.user_ns["skr"] = skr
     warm_up()
 

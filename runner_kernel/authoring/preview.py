@@ -185,8 +185,9 @@ class PreviewApp(ToolApp):
         self.logs.add_class("skr-preview-logs")
         self.notes = widgets.HTML("")
         self.notes.add_class("skr-preview-notes")
+        self.explain = widgets.VBox([])  # "Explain this failure" (AI assistant), on failed runs when it is on
         self.view = widgets.VBox([widgets.HTML(f"<style>{PREVIEW_CSS}</style>"), self.bar, self.notes, self.root,
-                                  self.logs])
+                                  self.logs, self.explain])
         self.view.add_class("skr-preview")
 
     # ---- the seams ------------------------------------------------------------------------------------
@@ -235,6 +236,10 @@ class PreviewApp(ToolApp):
             if text and not (name == "stderr" and outcome.get("traceback") and text.strip() == outcome["traceback"].strip()):
                 parts.append(f'<div><b>{name}</b></div><pre class="skr-author-{name}">{html.escape(text)}</pre>')
         self.logs.value = "".join(parts)
+        from .assistant import explain_failure_widget
+
+        offer = explain_failure_widget(outcome)
+        self.explain.children = (offer,) if offer is not None else ()
 
     # ---- samples ----------------------------------------------------------------------------------------
 

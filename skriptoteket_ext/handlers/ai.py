@@ -25,7 +25,7 @@ import uuid
 import sqlalchemy as sa
 from tornado.iostream import StreamClosedError
 
-from .. import scopes
+from .. import metrics, scopes
 from .. import tools as tool_store
 from ..ai import capabilities as caps
 from ..ai import limits
@@ -185,6 +185,7 @@ class _CapabilityHandler(APIHandler):
             tokens = (answer.prompt_tokens, answer.completion_tokens) if answer else (0, 0)
             await limits.complete(self.engine, reservation, prompt_tokens=tokens[0], completion_tokens=tokens[1],
                                   succeeded=outcome == "succeeded")
+            metrics.AI_CALLS.labels(self.capability, outcome).inc()
             log.info("AI %s for %s [%s]: %s, %d+%d tokens, %.0f ms", self.capability, self.user_name,
                      self.correlation_id, outcome, tokens[0], tokens[1], (time.monotonic() - started) * 1000)
             if ai.settings.log_prompts and answer is not None:
