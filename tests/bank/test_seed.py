@@ -138,11 +138,10 @@ def test_seed_profiles_dry_run_idempotence_and_updates(platform, tmp_path):  # n
     assert code == 0 and "demo-table-order" in lines_for(out, "skip") and "seed-author" in out, out
 
 
-def test_up_seeds_the_bank_in_the_background_when_asked(monkeypatch):
+def test_up_seeds_the_bank_in_the_background_when_asked():
     """SKRIPTOTEKET_SEED=prod: ``skriptoteket up`` seeds the curated tools, published, once the hub answers."""
-    monkeypatch.setenv("SKRIPTOTEKET_SEED", "prod")
     path = Path(private_tmpdir("skr-seeded-"))
-    running = start_platform(path / "home")
+    running = start_platform(path / "home", extra_env={"SKRIPTOTEKET_SEED": "prod"})
     try:
         teacher = api(running, "seeded-teacher")
         deadline = time.monotonic() + 240
