@@ -14,8 +14,10 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Chromium for one test module. Module-scoped on purpose: while Playwright's sync API is open it keeps an
+    event loop running in the main thread, which would break every asyncio test that runs after it."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

@@ -114,7 +114,9 @@ def test_create_save_review_publish_depublish(people):
     # teachers see it now, in the catalog and by id
     assert tina.ok("GET", f"tools/{tid}")["slug"] == "group-maker"
     found = tina.ok("GET", "catalog", params={"q": "group mak"})["tools"]
-    assert [t["id"] for t in found] == [tid] and found[0]["professions"] == ["teacher"]
+    # the platform is shared with other test modules: other "group maker" tools may exist
+    mine = [t for t in found if t["id"] == tid]
+    assert len(mine) == 1 and mine[0]["professions"] == ["teacher"]
     assert tina.ok("GET", "catalog", params={"profession": "principal"})["tools"] == [] or all(
         t["id"] != tid for t in tina.ok("GET", "catalog", params={"profession": "principal"})["tools"])
     tina.ok("PUT", f"favorites/{tid}")
