@@ -11,17 +11,15 @@ import os
 import secrets
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from skriptoteket_ext.pgserver import EmbeddedPostgres, free_port
 
 from ..conftest import private_tmpdir
-from ..e2e.conftest import ADMIN_PASSWORD, ROOT, RunningPlatform, stop_platform
+from ..e2e.conftest import RunningPlatform, start_platform, stop_platform
 
 IMAGE = os.environ.get("SKRIPTOTEKET_IMAGE", "skriptoteket-user:latest")
 
@@ -132,46 +130,18 @@ class DockerPlatform(RunningPlatform):
 
 
 def start_docker_platform(home: Path, network: str, prefix: str, extra_env: dict | None = None) -> DockerPlatform:
-    port = free_port()
-    env = dict(os.environ)
-    env.update(
-        SKRIPTOTEKET_HOME=str(home),
-        SKRIPTOTEKET_BIND_URL=f"http://127.0.0.1:{port}",
-        SKRIPTOTEKET_PG_PORT=str(free_port()),
-        SKRIPTOTEKET_HUB_PORT=str(free_port()),
-        SKRIPTOTEKET_PROXY_API_URL=f"http://127.0.0.1:{free_port()}",
-        SKRIPTOTEKET_SERVICE_PORT=str(free_port()),
-        SKRIPTOTEKET_ADMIN_PASSWORD=ADMIN_PASSWORD,
-        SKRIPTOTEKET_SPAWNER="docker",
-        SKRIPTOTEKET_IMAGE=IMAGE,
-        SKRIPTOTEKET_DOCKER_NETWORK=network,
-        SKRIPTOTEKET_DOCKER_PREFIX=prefix,
+    """``skriptoteket up`` in Docker mode: the e2e harness with the Docker settings of this test network."""
+    env = {
+        "SKRIPTOTEKET_SPAWNER": "docker",
+        "SKRIPTOTEKET_IMAGE": IMAGE,
+        "SKRIPTOTEKET_DOCKER_NETWORK": network,
+        "SKRIPTOTEKET_DOCKER_PREFIX": prefix,
         **(extra_env or {}),
-    )
-    for name in ("SKRIPTOTEKET_HUB_DB_URL", "SKRIPTOTEKET_DB_URL"):
-        env.pop(name, None)
-    home.mkdir(parents=True, exist_ok=True)
-    log_path = home / "up.log"
-    log = open(log_path, "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "skriptoteket_ext.cli", "up"], env=env, stdout=log, stderr=subprocess.STDOUT,
-        cwd=str(ROOT), start_new_session=True,
-    )
-    platform = DockerPlatform(
-        home=home, url=env["SKRIPTOTEKET_BIND_URL"], env=env, proc=proc, log_path=log_path,
-        postgres=EmbeddedPostgres(home / "postgres", port=int(env["SKRIPTOTEKET_PG_PORT"])),
-    )
+    }
+    platform = start_platform(home, env, cls=DockerPlatform, timeout=150)
     platform.network, platform.prefix = network, prefix
-    deadline = time.monotonic() + 150
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"skriptoteket up exited with {proc.returncode}:\n{platform.log()[-4000:]}")
-        if "Skriptoteket is running at" in platform.log():
-            platform.admin_token = platform.token_for("admin")
-            return platform
-        time.sleep(0.3)
-    stop_platform(platform)
-    raise RuntimeError(f"the platform did not come up in time:\n{platform.log()[-4000:]}")
+    platform.admin_token = platform.token_for("admin")
+    return platform
 
 
 def remove_firewall_rules(network: str) -> None:

@@ -73,7 +73,8 @@ class RunningPlatform:
         return response.json()["token"]
 
 
-def start_platform(home: Path, extra_env: dict | None = None) -> RunningPlatform:
+def start_platform(home: Path, extra_env: dict | None = None, *, cls: type = RunningPlatform,
+                   timeout: float = 120) -> RunningPlatform:
     port = free_port()
     env = dict(os.environ)
     env.update(
@@ -97,11 +98,11 @@ def start_platform(home: Path, extra_env: dict | None = None) -> RunningPlatform
         [sys.executable, "-m", "skriptoteket_ext.cli", "up"], env=env, stdout=log, stderr=subprocess.STDOUT,
         cwd=str(ROOT), start_new_session=True,
     )
-    platform = RunningPlatform(
+    platform = cls(
         home=home, url=env["SKRIPTOTEKET_BIND_URL"], env=env, proc=proc, log_path=log_path,
         postgres=EmbeddedPostgres(home / "postgres", port=int(env["SKRIPTOTEKET_PG_PORT"])),
     )
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"skriptoteket up exited with {proc.returncode}:\n{platform.log()[-4000:]}")
