@@ -30,7 +30,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, login  # noqa: E402
 from tests.browser.tools import publish_all  # noqa: E402
 from tests.e2e.conftest import start_platform, stop_platform  # noqa: E402
 
@@ -69,16 +69,6 @@ def measure(page, url: str, user: str, reps: int, warm: bool) -> dict[str, list[
             page.wait_for_selector(f".skr-app.skr-done-{n}", state="attached", timeout=120_000)
             runs.append((time.perf_counter() - t0) * 1000)
     return {"open": opens, "html": html, "run": runs}
-
-
-def login(context, url: str, name: str, password: str):
-    page = context.new_page()
-    page.goto(url + "/hub/login")
-    page.fill("#username_input", name)
-    page.fill("#password_input", password)
-    page.click("#login_submit")
-    page.wait_for_load_state()
-    return page
 
 
 def p90(values: list[float]) -> float:
