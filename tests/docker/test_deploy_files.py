@@ -31,9 +31,13 @@ def test_compose_file_has_the_stack():
 
 @pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose not installed")
 def test_compose_config_validates(tmp_path):
+    # a copy of the checkout's layout: the build context exists only after scripts/build-image.sh has run
+    shutil.copy(ROOT / "docker-compose.yml", tmp_path / "docker-compose.yml")
+    shutil.copytree(ROOT / "deploy", tmp_path / "deploy")
+    (tmp_path / "build" / "image-context").mkdir(parents=True)
     env = tmp_path / ".env"
     env.write_text((ROOT / "deploy" / "env.example").read_text())
-    result = subprocess.run(["docker-compose", "--env-file", str(env), "-f", str(ROOT / "docker-compose.yml"),
+    result = subprocess.run(["docker-compose", "--env-file", str(env), "-f", str(tmp_path / "docker-compose.yml"),
                              "config", "-q"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
 
