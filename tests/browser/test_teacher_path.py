@@ -76,7 +76,7 @@ def table_headers(page) -> list[str]:
 def teacher(platform, browser, tmp_path_factory):
     platform.create_user("teach")
     platform.create_user("other")
-    publish_all(platform.postgres.url("skriptoteket"))
+    publish_all(platform)
     context = browser.new_context(viewport={"width": 1280, "height": 2200}, accept_downloads=True)
     page = login(context, platform.url, "teach", platform.passwords["teach"])
     files = tmp_path_factory.mktemp("uploads")

@@ -1,12 +1,19 @@
-"""Published test tools for the browser tests and the benchmark, written straight into the service's database
-(the authoring/review API is not wired to handlers yet; switch to it once it is)."""
+"""Published test tools for the browser tests and the benchmark.
+
+``publish_all(platform)`` goes through the service's lifecycle API as an author and a reviewer would (create,
+save a version, submit, publish: ``tests/e2e/publishing.py``). ``publish(db_url, ...)`` writes straight into
+the database; it is kept only for callers that have no running platform API at hand (ops tests, classroom
+benchmark).
+"""
 
 from __future__ import annotations
 
+import httpx
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
 from skriptoteket_ext import tables as t
+from tests.e2e.publishing import publish_tool
 
 FIELDS = [
     {"name": "title", "label": "Title", "kind": "string", "required": True, "placeholder": "Class 7B"},
@@ -115,6 +122,18 @@ def publish(db_url: str, slug: str, *, owner: str = "admin", title: str, summary
         engine.dispose()
 
 
-def publish_all(db_url: str, owner: str = "admin") -> None:
+def is_published(platform, slug: str, token: str) -> bool:
+    response = httpx.get(f"{platform.service_url}/api/v1/apps/{slug}", params={"context": "production"},
+                         headers={"Authorization": f"token {token}"}, timeout=30)
+    assert response.status_code in (200, 404), response.text
+    return response.status_code == 200
+
+
+def publish_all(platform) -> None:
+    """Every tool in ``TOOLS``, published through the lifecycle API (idempotent by slug: a tool that is already
+    published, e.g. by another module on the shared platform, is left as it is)."""
+    token = platform.token_for("admin")
     for slug, spec in TOOLS.items():
-        publish(db_url, slug, owner=owner, **spec)
+        if not is_published(platform, slug, token):
+            publish_tool(platform, slug, **spec)
+            assert is_published(platform, slug, token), slug
