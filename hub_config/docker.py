@@ -16,16 +16,16 @@ Settings (environment):
 - ``SKRIPTOTEKET_TMPFS_SIZE``         size of each tmpfs (/tmp, home) (default ``256m``; counts as memory)
 - ``SKRIPTOTEKET_POOL_SIZE``          Voila's preheated page kernels per teacher container (default ``1``)
 - ``SKRIPTOTEKET_AUTHOR_GROUPS``      groups allowed a JupyterLab server (default ``authors,reviewers,admins``)
-- ``SKRIPTOTEKET_CULL_IDLE``          seconds before an idle server is stopped by jupyterhub-idle-culler (3600;
-                                      ``0`` turns the culler off)
+- ``SKRIPTOTEKET_SERVICE_IP``         the address the Skriptoteket service listens on and containers reach it at
+                                      (default: the users' network gateway, where the hub listens too)
 
 Networking, and how tool code reaches what it must:
 
 - User containers sit on an internal bridge network: no route out, no DNS for outside names, no traffic between
   containers (``enable_icc=false``). The hub listens on that bridge's gateway address (``hub_ip`` =
   ``hub_connect_ip``), so ``JUPYTERHUB_API_URL`` in a container is ``http://<gateway>:<hub port>/hub/api``.
-- The Skriptoteket service also listens on the gateway address (its entry in ``JupyterHub.services`` is moved
-  from 127.0.0.1 to the gateway), and the page kernel gets ``SKRIPTOTEKET_SERVICE_API_URL`` =
+- The Skriptoteket service also listens on the gateway address (``SKRIPTOTEKET_SERVICE_IP``; jupyterhub_config.py
+  moves its entry in ``JupyterHub.services`` from 127.0.0.1 there after loading this file), and the page kernel gets ``SKRIPTOTEKET_SERVICE_API_URL`` =
   ``http://<gateway>:<service port>/services/skriptoteket/api/v1/``: straight to the service, not through the
   proxy, so the proxy may stay on loopback behind the site's TLS reverse proxy. Postgres and the proxy's API stay on
   127.0.0.1, which containers cannot reach. Anything else listening on 0.0.0.0 on the host *is* reachable from the
@@ -40,7 +40,6 @@ with a persistent volume ``<prefix>-work-<user>`` at ``/home/skriptoteket/work``
 ``lab``, and any other server name, is refused with a message.
 """
 
-import importlib.util
 import os
 import sys
 
@@ -51,19 +50,7 @@ from tornado import web
 from skriptoteket_ext import scopes
 
 
-def _hub_config(own):
-    """The configuration of the file that called ``load_subconfig`` (so lists such as ``JupyterHub.services``
-    can be extended in place: traitlets merges a sub-configuration by *replacing* list values)."""
-    frame = sys._getframe(1)
-    while frame is not None:
-        loader = frame.f_locals.get("self") if frame.f_code.co_name == "load_subconfig" else None
-        if loader is not None and getattr(loader, "config", None) is not None:
-            return loader.config
-        frame = frame.f_back
-    return own
-
-
-c = _hub_config(get_config())  # noqa: F821
+c = get_config()  # noqa: F821
 
 IMAGE = os.environ.get("SKRIPTOTEKET_IMAGE", "skriptoteket-user:latest")
 NETWORK = os.environ.get("SKRIPTOTEKET_DOCKER_NETWORK", "skriptoteket-users")
@@ -181,6 +168,8 @@ def _firewall(network_attrs, ports):
 
 
 GATEWAY, _NETWORK_ATTRS = _preflight()
+# where containers reach the service; jupyterhub_config.py moves the service's listening address to the same
+SERVICE_IP = os.environ.get("SKRIPTOTEKET_SERVICE_IP") or GATEWAY
 
 
 # --- the spawner ------------------------------------------------------------------------------------------------
@@ -242,7 +231,7 @@ c.Spawner.pre_spawn_hook = pre_spawn_hook
 c.Spawner.http_timeout = 60
 c.Spawner.start_timeout = 120
 c.Spawner.environment = {
-    "SKRIPTOTEKET_SERVICE_API_URL": f"http://{GATEWAY}:{service_port}/services/skriptoteket/api/v1/",
+    "SKRIPTOTEKET_SERVICE_API_URL": f"http://{SERVICE_IP}:{service_port}/services/{scopes.SERVICE_NAME}/api/v1/",
     "JUPYTER_RUNTIME_DIR": f"{HOME}/.local/share/jupyter/runtime",
 }
 c.DockerSpawner.image = IMAGE
@@ -268,25 +257,5 @@ c.DockerSpawner.extra_host_config = {
     "dns_opt": ["timeout:1", "attempts:1"],
 }
 
-# --- the service: reachable from containers on the gateway address (see the module docstring) -----------------
-for _service in c.JupyterHub.services if "services" in c.JupyterHub else []:
-    if _service.get("name") == scopes.SERVICE_NAME and "url" in _service:
-        _service["url"] = _service["url"].replace("127.0.0.1", GATEWAY).replace("localhost", GATEWAY)
-
-# --- the idle culler (jupyterhub-idle-culler, a hub service) ---------------------------------------------------
-_cull_idle = int(os.environ.get("SKRIPTOTEKET_CULL_IDLE", "3600"))
-if _cull_idle > 0 and "services" in c.JupyterHub:
-    if importlib.util.find_spec("jupyterhub_idle_culler") is None:
-        print("Skriptoteket (Docker mode): jupyterhub-idle-culler is not installed; idle servers are not stopped "
-              "(pip install jupyterhub-idle-culler)", file=sys.stderr)
-    elif not any(s.get("name") == "idle-culler" for s in c.JupyterHub.services):
-        c.JupyterHub.services.append({
-            "name": "idle-culler",
-            "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={_cull_idle}",
-                        "--cull-every=300", "--remove-named-servers=False"],
-        })
-        c.JupyterHub.load_roles.append({
-            "name": "idle-culler",
-            "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
-            "services": ["idle-culler"],
-        })
+# The service's own entry (in jupyterhub_config.py) is moved to SERVICE_IP there, after this file is loaded.
+# The idle culler is added there too, in every mode.

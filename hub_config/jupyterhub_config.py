@@ -11,6 +11,7 @@ the tests and the production compose file:
 - ``SKRIPTOTEKET_ADMIN_USERS``  comma-separated bootstrap admins
 - ``SKRIPTOTEKET_PROXY_CMD``    path to configurable-http-proxy (default: the project's node_modules)
 - ``SKRIPTOTEKET_SERVICE_PORT`` the service's local port (default 10101)
+- ``SKRIPTOTEKET_SERVICE_IP``   Docker mode: the service's address for containers (default: the network's gateway)
 """
 
 import os
@@ -227,6 +228,12 @@ if mode == "demo":
     c.Spawner.start_timeout = 90
 elif mode == "docker":
     load_subconfig(str(here / "docker.py"))  # noqa: F821
+    # Containers reach the service directly (docs/docker.md, "Networking"): it listens on SKRIPTOTEKET_SERVICE_IP,
+    # by default the users' network gateway, where docker.py binds the hub (the same rule as docker.py's SERVICE_IP).
+    _service_ip = os.environ.get("SKRIPTOTEKET_SERVICE_IP") or c.JupyterHub.hub_ip
+    for _service in c.JupyterHub.services:
+        if _service["name"] == scopes.SERVICE_NAME:
+            _service["url"] = f"http://{_service_ip}:{service_port}"
 else:
     raise SystemExit(f"SKRIPTOTEKET_SPAWNER must be 'demo' or 'docker', not {mode!r}")
 
