@@ -1,7 +1,8 @@
 # Skriptoteket's hub image: JupyterHub + configurable-http-proxy + the Skriptoteket service, for
 # docker-compose.yml. Built by `scripts/build-image.sh --hub` from the same context and base as the user image
-# (wheelhouse/, node/ (the host's node binary and configurable-http-proxy's node_modules), src/ (hub_config,
-# migrations, the packages' sources)), so it builds air-gapped too.
+# (wheelhouse/ (the dependency wheels, requirements-hub.txt), node/ (the host's node binary and
+# configurable-http-proxy's node_modules), src/ (hub_config, migrations, the packages' sources)), so it builds
+# air-gapped too.
 #
 # The project runs from its source tree at /srv/skriptoteket (PYTHONPATH), as from a checkout: the launcher
 # finds hub_config/, migrations/ and node_modules/ next to the packages. Dependencies come from the wheelhouse.
@@ -13,8 +14,8 @@ COPY wheelhouse /tmp/wheelhouse
 RUN python3 -m venv /opt/skriptoteket \
  && env -u PIP_FIND_LINKS -u PIP_CONSTRAINT PIP_CONFIG_FILE=/dev/null /opt/skriptoteket/bin/pip install --isolated \
       --no-index --find-links /tmp/wheelhouse --no-cache-dir --disable-pip-version-check --quiet --no-compile \
-      skriptoteket jupyterhub-idle-culler \
- && /opt/skriptoteket/bin/pip uninstall --quiet --yes skriptoteket rfc3987-syntax \
+      -r /tmp/wheelhouse/requirements-hub.txt \
+ && /opt/skriptoteket/bin/pip uninstall --quiet --yes rfc3987-syntax \
  && /opt/skriptoteket/bin/pip check \
  && /opt/skriptoteket/bin/python -m compileall -q -j0 /opt/skriptoteket/lib >/dev/null
 

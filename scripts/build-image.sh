@@ -14,7 +14,9 @@
 #      (plain HTTP; a local mirror works: DEBIAN_MIRROR=http://mirror.local/debian).
 #   2. wheelhouse: the project's wheel (pip wheel --no-deps .) + every dependency (extras tools,authoring) +
 #      jupyterhub-idle-culler, downloaded on this host with pip's configuration ignored (--isolated).
-#   3. docker build runner_kernel/Dockerfile with BASE_IMAGE and the wheelhouse; installs with --no-index.
+#   3. docker build runner_kernel/Dockerfile with BASE_IMAGE and the wheelhouse; installs with --no-index. The
+#      dependencies (wheelhouse/) and the project's wheel (project/) are installed in separate layers, so after a
+#      change to the sources only the project's layers are rebuilt (seconds) and the dependency layer is reused.
 #
 # Environment: SKRIPTOTEKET_IMAGE (default skriptoteket-user:latest), SKRIPTOTEKET_HUB_IMAGE
 # (skriptoteket-hub:latest), SKRIPTOTEKET_BASE_IMAGE (skriptoteket-base:bookworm), SKRIPTOTEKET_CACHE
@@ -26,6 +28,7 @@ ROOT=$(pwd)
 
 IMAGE=${SKRIPTOTEKET_IMAGE:-skriptoteket-user:latest}
 HUB_IMAGE=${SKRIPTOTEKET_HUB_IMAGE:-skriptoteket-hub:latest}
+DEPS_IMAGE="${IMAGE%:*}-deps:${IMAGE##*:}"   # the Dockerfile's dependency stage, kept for the layer cache
 BASE=${SKRIPTOTEKET_BASE_IMAGE:-skriptoteket-base:bookworm}
 CACHE=${SKRIPTOTEKET_CACHE:-/var/cache/skriptoteket}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
@@ -151,9 +154,24 @@ pip_isolated() { env -u PIP_FIND_LINKS -u PIP_CONSTRAINT -u PIP_EXTRA_INDEX_URL 
   PIP_CONFIG_FILE=/dev/null "$ROOT/.venv/bin/python" -m pip --isolated --disable-pip-version-check \
   --cert "$CERT" "$@"; }
 log "project wheel (pip wheel --no-deps .)"
-pip_isolated wheel --quiet --no-deps -w "$ctx/wheelhouse" . >/dev/null
+# the project's wheel goes to project/, apart from the dependencies: the Dockerfile installs wheelhouse/ in a layer
+# of its own, which Docker's cache keeps as long as wheelhouse/ is unchanged (any source change alters the wheel)
+mkdir -p "$ctx/project"
+# a cached build environment (setuptools, wheel) instead of pip's isolated one, which is downloaded anew each time
+# (~30 s here); it is made once, and again when it is missing
+buildenv="$CACHE/buildenv-setuptools"
+if [ ! -x "$buildenv/bin/python" ] || ! "$buildenv/bin/python" -c 'import setuptools, wheel' 2>/dev/null; then
+  rm -rf "$buildenv"
+  "$ROOT/.venv/bin/python" -m venv "$buildenv"
+  env -u PIP_FIND_LINKS -u PIP_CONSTRAINT -u PIP_EXTRA_INDEX_URL -u PIP_INDEX_URL -u PIP_NO_INDEX \
+    PIP_CONFIG_FILE=/dev/null "$buildenv/bin/python" -m pip --isolated --disable-pip-version-check \
+    --cert "$CERT" install --quiet "setuptools>=77" wheel >/dev/null
+fi
+env -u PIP_FIND_LINKS -u PIP_CONSTRAINT -u PIP_EXTRA_INDEX_URL -u PIP_INDEX_URL -u PIP_NO_INDEX \
+  PIP_CONFIG_FILE=/dev/null "$buildenv/bin/python" -m pip --isolated --disable-pip-version-check \
+  wheel --quiet --no-deps --no-build-isolation --no-index -w "$ctx/project" . >/dev/null
 rm -rf build/lib build/bdist* 2>/dev/null || true
-project_wheel=$(ls "$ctx"/wheelhouse/skriptoteket-*.whl)
+project_wheel=$(ls "$ctx"/project/skriptoteket-*.whl)
 if [ ! -f "$deps/.complete" ]; then
   log "pip download dependencies (Python $PYVER wheels) into $deps"
   rm -rf "$deps"; mkdir -p "$deps"
@@ -172,6 +190,15 @@ if [ ! -f "$deps/.complete" ]; then
   touch "$deps/.complete"
 fi
 cp -l "$deps"/*.whl "$ctx/wheelhouse/" 2>/dev/null || cp "$deps"/*.whl "$ctx/wheelhouse/"
+# what each image installs from the wheelhouse, from pyproject.toml (so the list changes only with it)
+"$ROOT/.venv/bin/python" - "$ctx/wheelhouse" "$EXTRA_REQUIREMENTS" <<'PY'
+import pathlib, sys, tomllib
+project = tomllib.loads(pathlib.Path("pyproject.toml").read_text())["project"]
+base, extras = project["dependencies"], project["optional-dependencies"]
+out = pathlib.Path(sys.argv[1])
+(out / "requirements-user.txt").write_text("\n".join([*base, *extras["tools"], *extras["authoring"]]) + "\n")
+(out / "requirements-hub.txt").write_text("\n".join([*base, sys.argv[2]]) + "\n")
+PY
 cp -r notebooks voila_templates "$ctx/"
 cp -r scripts/image "$ctx/image"
 cp runner_kernel/Dockerfile deploy/hub.Dockerfile "$ctx/" 2>/dev/null || cp runner_kernel/Dockerfile "$ctx/"
@@ -180,6 +207,14 @@ log "wheelhouse ready ($(ls "$ctx/wheelhouse" | wc -l) wheels, $(du -sh "$ctx/wh
 
 # ---- 3. docker build -------------------------------------------------------------------------------------------------
 if [ "$build_user" = 1 ]; then
+  t=$(now)
+  # The dependency stage first, tagged: a tag keeps it (and so the layer cache of the slow install) out of the
+  # prune below, which would otherwise remove it as a dangling image labelled through the base image.
+  log "docker build $DEPS_IMAGE (the dependency stage; cached while wheelhouse/ is unchanged)"
+  DOCKER_BUILDKIT=0 docker build --quiet --force-rm -f "$ctx/Dockerfile" --target deps \
+    --build-arg BASE_IMAGE="$BASE" -t "$DEPS_IMAGE" "$ctx" >/dev/null 2>"$CACHE/build.err" \
+    || { cat "$CACHE/build.err" >&2; exit 1; }
+  log "dependency stage ready in $(since "$t")"
   t=$(now)
   log "docker build $IMAGE (FROM $BASE)"
   DOCKER_BUILDKIT=0 docker build --quiet --force-rm -f "$ctx/Dockerfile" \
