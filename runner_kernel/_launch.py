@@ -67,6 +67,15 @@ def main(argv):
         os.setgid(gid)
         os.setuid(uid)
     os.umask(0o077)
+    if options.get("landlock"):
+        # Last: confine the kernel to its own directory and read-only system paths (no TCP, no ptrace or signals
+        # outside it). Fails closed: the pool asked for it because the kernel supports it.
+        import _landlock  # this script's directory is sys.path[0]
+
+        try:
+            _landlock.restrict([(path, rights) for path, rights in options["landlock"]])
+        except OSError as e:
+            sys.exit(f"Landlock failed: {e}")
     os.execv(cmd[0], cmd)
 
 

@@ -34,6 +34,11 @@ TOOLKIT_DIR = Path(__file__).with_name("toolkit")
 LAUNCHER = Path(__file__).with_name("_launch.py")
 RUNNER_USER = "skriptoteket-runner"
 DEFAULT_PRELOAD = ("pandas", "openpyxl")
+#: Landlock for kernels (runner_kernel/_landlock.py): ``off`` (default), ``auto`` (when the kernel supports it; the
+#: user image sets this), ``on`` (kernels do not start without it). For servers whose kernels share their uid.
+LANDLOCK_ENV = "SKRIPTOTEKET_RUNNER_LANDLOCK"
+#: What a landlocked kernel may read (and execute) besides the interpreter and its libraries; never the home.
+LANDLOCK_READ_ONLY = ("/usr", "/lib", "/lib64", "/bin", "/sbin", "/etc", "/opt", "/proc", "/sys", "/var/cache")
 _SECRET = re.compile(r"TOKEN|SECRET|PASSW|KEY|CREDENTIAL|AUTH", re.I)
 
 
@@ -65,6 +70,25 @@ def scrubbed_env(home: Path, python: str, extra: dict[str, str] | None = None) -
         if not _SECRET.search(name):
             env[name] = str(value)
     return env
+
+
+def _landlock_mode(mode: str) -> bool:
+    """Whether kernels get Landlock (see LANDLOCK_ENV); ``on`` without kernel support is an error."""
+    if mode not in ("off", "auto", "on"):
+        raise ValueError(f"{LANDLOCK_ENV} must be off, auto or on, not {mode!r}")
+    if mode == "off":
+        return False
+    from . import _landlock
+
+    version = _landlock.abi()
+    if version < 1:
+        if mode == "on":
+            raise RuntimeError(f"{LANDLOCK_ENV}=on but this Linux kernel has no Landlock")
+        log.warning("Landlock is not available: tool kernels can read what this server's account can")
+        return False
+    if version < 4:
+        log.warning("Landlock ABI %s: tool kernels' files are confined, their TCP connections are not", version)
+    return True
 
 
 def runner_account(name: str = RUNNER_USER) -> tuple[int, int]:
@@ -178,6 +202,7 @@ class KernelPool:
         python: str = sys.executable,
         extra_env: dict[str, str] | None = None,
         startup_timeout: float = 60.0,
+        landlock: str | None = None,
     ):
         self.size = size
         self.limits = limits or RunLimits()
@@ -189,6 +214,7 @@ class KernelPool:
         # As root, RLIMIT_NPROC binds nothing and file modes protect nothing: run kernels as a dedicated user.
         self.run_as = (RUNNER_USER if root else None) if run_as == "auto" else run_as
         self.isolate_network = root if isolate_network == "auto" else bool(isolate_network)
+        self.landlock = _landlock_mode(landlock or os.environ.get(LANDLOCK_ENV, "off"))
         self._base_arg = base_dir
         self._owner: tuple[int, int] | None = None
         self._base: Path | None = None
@@ -330,6 +356,8 @@ class KernelPool:
             "gid": self._owner[1] if self._owner else None,
             "isolate_network": self.isolate_network,
         }
+        if self.landlock:
+            options["landlock"] = self._landlock_rules(root)
         km = _KernelManager(
             kernel_name="python3",
             connection_file=str(root / "connection.json"),
@@ -369,6 +397,13 @@ class KernelPool:
                     exc.add_note(f"kernel output: {tail}")
             shutil.rmtree(root, ignore_errors=True)
             raise
+
+    def _landlock_rules(self, root: Path) -> list[tuple[str, int]]:
+        from . import _landlock
+
+        python = [sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(self.python)), str(TOOLKIT_DIR)]
+        return [*((p, _landlock.READ_ONLY) for p in (*LANDLOCK_READ_ONLY, *python)),
+                ("/dev", _landlock.DEVICES), ("/dev/shm", -1), (str(root), -1)]
 
     async def _warm(self, kernel: PooledKernel) -> None:
         """Wait for the kernel, then import what tools need so a run pays nothing for it."""

@@ -258,3 +258,90 @@ def test_the_servers_token_is_not_readable_by_tool_code(docker_platform, two_tea
     assert line, result.stdout + result.stderr
     found = json.loads(line.split("FOUND=", 1)[1])
     assert found == [], found
+
+
+RUN_SOURCE = r'''
+import asyncio
+from runner_kernel import KernelPool, RunLimits, Runner, RunRequest
+
+async def main():
+    async with KernelPool(size=1, limits=RunLimits(timeout=60)) as pool:  # the image's settings: Landlock auto
+        await pool.wait_ready()
+        outcome = await Runner(pool).run(RunRequest(source=SOURCE))
+        print(outcome.status, outcome.stdout, outcome.stderr, outcome.traceback)
+
+asyncio.run(main())
+'''
+
+CONFINED_TOOL = r'''
+import glob, json, os, socket
+
+def run_tool(input_dir, output_dir):
+    out = {"files": {}, "tcp": {}, "signal": {}}
+    for path in [*PAGE_FILES, *glob.glob("/tmp/skr-runner-*/*"), "/home/skriptoteket/.bash_history"]:
+        try:
+            with open(path, "rb") as f:
+                f.read(1)
+            out["files"][path] = "read"
+        except OSError as e:
+            out["files"][path] = type(e).__name__
+    out["runner_dirs"] = (glob.glob("/tmp/skr-runner-*") + glob.glob("/tmp/voila_*")
+                          + glob.glob("/home/skriptoteket/.local/*"))
+    for name, target in TARGETS.items():
+        try:
+            socket.create_connection(tuple(target), timeout=3).close()
+            out["tcp"][name] = "connected"
+        except OSError as e:
+            out["tcp"][name] = type(e).__name__
+    for pid in SERVER_PIDS:
+        try:
+            os.kill(pid, 0)
+            out["signal"][pid] = "allowed"
+        except OSError as e:
+            out["signal"][pid] = type(e).__name__
+    # what a tool needs still works: its own directories, the libraries, fonts
+    with open(os.path.join(output_dir, "ok.txt"), "w") as f:
+        f.write("ok")
+    import pandas, weasyprint
+    out["pandas"] = int(pandas.DataFrame({"a": [1, 2]})["a"].sum())
+    print("OUT=" + json.dumps(out))
+    return ""
+'''
+
+
+def test_tool_kernels_are_landlocked_away_from_the_server(docker_platform, two_teachers):
+    """Tool kernels share uid 1000 with the server and its page kernels; Landlock keeps them from the page
+    kernels' connection files and ports, the runner host's directory, the hub, and signalling the server."""
+    alice, _ = two_teachers
+    container = docker_platform.container(alice)
+    # the page kernels' connection files and ports, and the server's processes, seen from outside the sandbox
+    probe = docker_platform.exec_python(alice, py("""
+        import glob, json, os
+        files = glob.glob("/tmp/voila_*/kernel-*.json")  # Voila keeps its kernels' connection files there
+        files += glob.glob(os.path.expanduser("~/.local/share/jupyter/runtime/kernel-*.json"))
+        ports = [json.load(open(f))["shell_port"] for f in files]
+        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()
+                and b"runner_kernel.singleuser" in open(f"/proc/{p}/cmdline", "rb").read()]
+        print(json.dumps({"files": files, "ports": ports, "pids": pids}))
+    """))
+    assert probe.returncode == 0, probe.stderr
+    seen = json.loads(probe.stdout)
+    assert seen["files"] and seen["ports"] and seen["pids"], seen  # a page kernel is running (Voila's pool)
+    hub_port = int(docker_platform.env["SKRIPTOTEKET_HUB_PORT"])
+    targets = {f"page_kernel_{p}": ("127.0.0.1", p) for p in seen["ports"]}
+    targets["hub"] = (gateway(docker_platform), hub_port)
+    tool = (f"PAGE_FILES = {seen['files']!r}\nTARGETS = {targets!r}\nSERVER_PIDS = {seen['pids']!r}\n"
+            + CONFINED_TOOL)
+    script = f"SOURCE = {tool!r}\n" + RUN_SOURCE
+    result = subprocess.run(["docker", "exec", "-i", "-u", "1000:1000", container, "python", "-"],
+                            input=script, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-2000:]
+    line = next((l for l in result.stdout.splitlines() if "OUT=" in l), None)
+    assert line, result.stdout + result.stderr
+    out = json.loads(line.split("OUT=", 1)[1])
+    assert out["pandas"] == 3
+    assert set(out["files"].values()) <= {"PermissionError", "FileNotFoundError"}, out["files"]
+    assert all(out["files"][f] == "PermissionError" for f in seen["files"]), out["files"]
+    assert out["runner_dirs"] == [], out  # not even listable
+    assert set(out["tcp"].values()) == {"PermissionError"}, out["tcp"]
+    assert set(out["signal"].values()) == {"PermissionError"}, out["signal"]
