@@ -195,6 +195,9 @@ class ToolPageHandler(TornadoVoilaHandler):
             if token:
                 self.request.headers[USER_TOKEN_HEADER] = token
         await super().get(path)
+        first_page = self.settings.get("skriptoteket_first_page")
+        if first_page is not None:
+            first_page.set()
 
 
 def project_template(name: str) -> tuple[Path, str] | None:
@@ -326,6 +329,13 @@ class SkriptoteketVoila(Voila):
         config=True,
         help="Warm kernels kept for running tools (each ~55 MB idle); 0 starts one per run (slow).",
     )
+    runner_start_wait = Float(
+        20.0,
+        config=True,
+        help="""Seconds the tool runner's pool waits for the first page to be served before it warms its kernels
+        (0: at once). A cold start has one CPU to share: the page kernel that the first page waits for gets it
+        first, and the runner's kernel (pandas imported) warms while the teacher reads the form.""",
+    )
     hub_activity_url = Unicode(config=True, help="Where to POST activity (default $JUPYTERHUB_ACTIVITY_URL).")
     hub_activity_interval = Integer(
         config=True, help="Seconds between activity reports (default $JUPYTERHUB_ACTIVITY_INTERVAL or 300)."
@@ -449,6 +459,7 @@ class SkriptoteketVoila(Voila):
         settings = super().init_settings()
         settings["started"] = _utcnow()
         settings["page_last_activity"] = settings["started"]
+        settings["skriptoteket_first_page"] = asyncio.Event()
         return settings
 
     def init_handlers(self):
@@ -548,6 +559,11 @@ class SkriptoteketVoila(Voila):
             self.stop()
 
     async def _start_runner(self):
+        if self.runner_start_wait > 0:
+            try:
+                await asyncio.wait_for(self.app.settings["skriptoteket_first_page"].wait(), self.runner_start_wait)
+            except asyncio.TimeoutError:
+                pass
         try:
             await self.runner_host.start()
             self.log.info("Tool runner: %s warm kernel(s) on %s", self.runner_pool_size, self.runner_host.socket_path)
