@@ -262,7 +262,9 @@ async def create_run(
     if request.expected_state_rev is not None and request.expected_state_rev != session["state_rev"]:
         raise ApiError(409, "session_changed", details={"state_rev": session["state_rev"]})
 
-    current_files = await sessions.files_of(conn, session["id"])
+    # the session's files matter only to actions and to first runs that reuse them
+    needs_files = request.action is not None or (request.session_files == "reuse" and not request.files)
+    current_files = await sessions.files_of(conn, session["id"]) if needs_files else []
     given_files: list = []
     action_model = None
     if request.action is not None:
@@ -329,17 +331,15 @@ async def create_run(
 async def _lock_running(conn: AsyncConnection, user: str, run_id: uuid.UUID) -> Any:
     """The caller's own run, locked; 404 for anyone else's, 409 ``run_finished`` once it is over."""
     run = (
-        await conn.execute(select(runs).where(runs.c.id == run_id, runs.c.user_name == user).with_for_update())
+        await conn.execute(
+            select(runs, func.now().label("db_now")).where(runs.c.id == run_id, runs.c.user_name == user).with_for_update(of=runs)
+        )
     ).mappings().first()
     if run is None:
         raise ApiError(404, "run_not_found")
-    if run["status"] != "running" or run["deadline_at"] <= await _now(conn):
+    if run["status"] != "running" or run["deadline_at"] <= run["db_now"]:
         raise ApiError(409, "run_finished")
     return run
-
-
-async def _now(conn: AsyncConnection) -> datetime:
-    return (await conn.execute(select(func.now()))).scalar_one()
 
 
 def input_key(run_id: Any, position: int) -> str:

@@ -44,18 +44,20 @@ async def find(conn: AsyncConnection, tool_id: int, user: str, context: str) -> 
 async def lock(conn: AsyncConnection, tool_id: int, user: str, context: str) -> Any:
     """The user's session row for the tool, created if missing, locked (``FOR UPDATE``) until the transaction
     ends: every change of state, rev, offered actions or files goes through this lock."""
+    locked = (
+        select(sessions)
+        .where(sessions.c.tool_id == tool_id, sessions.c.user_name == user, sessions.c.context == context)
+        .with_for_update()
+    )
+    row = (await conn.execute(locked)).mappings().first()
+    if row is not None:  # the usual case: one statement
+        return row
     await conn.execute(
         insert(sessions)
         .values(tool_id=tool_id, user_name=user, context=context)
         .on_conflict_do_nothing(index_elements=["tool_id", "user_name", "context"])
     )
-    return (
-        await conn.execute(
-            select(sessions)
-            .where(sessions.c.tool_id == tool_id, sessions.c.user_name == user, sessions.c.context == context)
-            .with_for_update()
-        )
-    ).mappings().one()
+    return (await conn.execute(locked)).mappings().one()
 
 
 async def files_of(conn: AsyncConnection, session_id: int) -> list:
@@ -163,6 +165,8 @@ def _settings_key(tool_id: int, user: str, context: str, schema_hash: str):
 async def read_settings(conn: AsyncConnection, tool_id: int, user: str, context: str, schema: list | None) -> dict:
     """``{schema_hash, values}``: the saved values for exactly this schema (a changed schema starts fresh)."""
     schema_hash = settings_schema_hash(schema)
+    if not schema:  # no settings fields: nothing can have been saved but {} (saves a query per run and page)
+        return {"schema_hash": schema_hash, "values": {}}
     value = (
         await conn.execute(select(tool_settings.c.value).where(_settings_key(tool_id, user, context, schema_hash)))
     ).scalar()
