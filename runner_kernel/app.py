@@ -42,7 +42,7 @@ from .renderer.app import ClearMemoryButton, RunButton, SessionFilesChooser, Set
 from .renderer.forms import Form
 from .renderer.markup import esc, markdown_html, notice_html
 from .renderer.outputs import render_payload
-from .renderer.style import stylesheet
+from .renderer.style import CSS as RENDERER_CSS
 from .singleuser_request import query_params, user_token, wait_for_request
 
 log = logging.getLogger("skriptoteket.tool_app")
@@ -136,10 +136,8 @@ def T(lang: str, key: str, **params: Any) -> str:
 
 
 def _html(markup: str, *classes: str) -> widgets.HTML:
-    widget = widgets.HTML(markup)
-    for cls in classes:
-        widget.add_class(cls)
-    return widget
+    # classes in the constructor: one comm message per widget instead of one more per class
+    return widgets.HTML(markup, _dom_classes=classes)
 
 
 def catalog_url() -> str:
@@ -162,10 +160,10 @@ class ToolApp:
     def __init__(self, client: ServiceClient, *, lang: str = "en"):
         self.client = client
         self.lang = normalize_language(lang)
-        self.root = widgets.VBox([stylesheet(), _html(f"<style>{APP_CSS}</style>")])
-        self.root.add_class("skr-app")
+        # the renderer's stylesheet and the app's in one widget (each widget is three models for the front end)
         self.body = widgets.VBox([])
-        self.root.children = (*self.root.children, self.body)
+        self.root = widgets.VBox([_html(f"<style>{RENDERER_CSS}{APP_CSS}</style>", "skr-style"), self.body],
+                                 _dom_classes=("skr-app",))
         self.app: dict = {}
         self.slug = ""
         self.state_rev = 0
@@ -433,9 +431,10 @@ class ToolApp:
             self._mark_done()
 
     def _mark_done(self) -> None:
-        self.root.remove_class(f"skr-done-{self.completed}")
-        self.completed += 1
-        self.root.add_class(f"skr-done-{self.completed}")
+        with self.root.hold_sync():
+            self.root.remove_class(f"skr-done-{self.completed}")
+            self.completed += 1
+            self.root.add_class(f"skr-done-{self.completed}")
 
     def _refused(self, exc: ServiceError, *, first_run: bool = True) -> None:
         """``POST runs`` said no: nothing was created or run."""

@@ -48,8 +48,9 @@ class _BusyButton(widgets.HBox):
 
     def _set_running(self, running: bool) -> None:
         self.running = running
-        self.button.disabled = running
-        self.button.description = self.busy_label if running else self.label
+        with self.button.hold_sync():  # one message for both traits
+            self.button.disabled = running
+            self.button.description = self.busy_label if running else self.label
         self.status.value = (f'<span class="skr-spinner" role="status">{esc(self.busy_label)}</span>'
                              if running else "")
         (self.add_class if running else self.remove_class)("skr-running")
@@ -129,10 +130,11 @@ class StepHistory(widgets.VBox):
         button, status = step["button"], str(step["status"])
         status_text = self._(f"renderer.history.{status}") if status in (
             "running", "succeeded", "failed", "timed_out") else status
-        button.description = f"{index + 1}. {step['label']} · {step['at']:%H:%M} · {status_text}"
-        button.tooltip = button.description
-        button._dom_classes = ("skr-step", f"skr-step-{css_token(status)}",
-                               *(("skr-step-current",) if index == self.current else ()))
+        with button.hold_sync():  # one message instead of three
+            button.description = f"{index + 1}. {step['label']} · {step['at']:%H:%M} · {status_text}"
+            button.tooltip = button.description
+            button._dom_classes = ("skr-step", f"skr-step-{css_token(status)}",
+                                   *(("skr-step-current",) if index == self.current else ()))
 
 
 class SettingsPanel(widgets.VBox):

@@ -25,10 +25,8 @@ OnAction = Callable[[str, dict], Any]
 
 
 def _html(markup: str, *classes: str) -> widgets.HTML:
-    widget = widgets.HTML(markup)
-    for cls in classes:
-        widget.add_class(cls)
-    return widget
+    # classes in the constructor: one comm message per widget instead of one more per class
+    return widgets.HTML(markup, _dom_classes=classes)
 
 
 def render_output(output: dict, _, lang: str) -> widgets.Widget | None:
@@ -71,12 +69,11 @@ class ActionView(widgets.VBox):
         self.action_id = str(action.get("action_id", ""))
         fields = action.get("fields") or []
         self.form = Form(fields, prefill=action.get("prefill"), lang=lang, caps=caps) if fields else None
-        self.button = widgets.Button(description=str(action.get("label") or self.action_id))
-        self.button.add_class("skr-action-button")
+        self.button = widgets.Button(description=str(action.get("label") or self.action_id),
+                                     _dom_classes=("skr-action-button",))
         self.button.on_click(lambda _b: on_submit(self))
-        super().__init__(children=[c for c in (self.form, self.button) if c is not None])
-        self.add_class("skr-action")
-        self.add_class(f"skr-action-{css_token(self.action_id)}")
+        super().__init__(children=[c for c in (self.form, self.button) if c is not None],
+                         _dom_classes=("skr-action", f"skr-action-{css_token(self.action_id)}"))
 
     def set_disabled(self, disabled: bool) -> None:
         self.button.disabled = disabled
@@ -118,13 +115,9 @@ class PayloadView(widgets.VBox):
                 view = ActionView(action, lang=self.lang, caps=caps, on_submit=self._submit)
                 self.actions[view.action_id] = view
         if self.actions:
-            box = widgets.VBox(list(self.actions.values()))
-            box.add_class("skr-actions")
-            children.append(box)
+            children.append(widgets.VBox(list(self.actions.values()), _dom_classes=("skr-actions",)))
 
-        super().__init__(children=children)
-        self.add_class("skr-result")
-        self.add_class(f"skr-status-{css_token(str(status))}")
+        super().__init__(children=children, _dom_classes=("skr-result", f"skr-status-{css_token(str(status))}"))
         self.disabled = disabled
 
     @property
