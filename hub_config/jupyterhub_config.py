@@ -169,6 +169,10 @@ c.Spawner.environment = {
 # A tool link (/hub/user-redirect/?tool=<slug>) to a stopped server starts it after this delay, through the
 # hub's progress page, instead of showing a "Launch server" button.
 c.JupyterHub.implicit_spawn_seconds = 0.5
+# How soon the hub notices a server that died (crashed, killed, OOM): until then its tool links show the proxy's
+# 503 page (templates/503.html retries every 10 s). JupyterHub's default is 30 s; a poll is a pid check (local
+# processes) or one container inspect (Docker).
+c.Spawner.poll_interval = 10
 
 
 def _tool_server_progress_mixin(base):

@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from jupyterhub.utils import url_path_join
+from sqlalchemy import text as sa_text
 from tornado import web
 from tornado.httpserver import HTTPServer
 from traitlets import Bool, Dict, Float, Integer, Unicode, default
@@ -173,6 +174,7 @@ class SkriptoteketService(Application):
         )
         # The singleton: the OAuth callback handler looks it up with HubOAuth.instance().
         hub_auth = service_oauth_class().instance(parent=self, cache_max_age=60)
+        hub_auth.db_probe = self.db_probe  # a refused token while the database is down: 503, not 401
         prefix = self.base_url
         handlers = [(url_path_join(prefix, pattern), handler) for pattern, handler in default_handlers]
         handlers.append((url_path_join(prefix, "metrics"), metrics.handler_class()))
@@ -202,6 +204,11 @@ class SkriptoteketService(Application):
             static_url_prefix=url_path_join(prefix, "static/"),
             login_url=hub_auth.login_url,
         )
+
+    async def db_probe(self) -> None:
+        """Raises (answered as 503 ``db_unavailable``) when the database cannot be reached."""
+        async with self.engine.connect() as conn:
+            await conn.execute(sa_text("SELECT 1"))
 
     def start(self) -> None:
         asyncio.run(self.serve())

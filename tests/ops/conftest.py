@@ -59,6 +59,8 @@ def ops_platform():
     yield running
     _running.remove(running)
     stop_platform(running)
+    if os.environ.get("SKR_OPS_KEEP_LOG"):  # for a diagnosis after the run: the hub's and the service's output
+        shutil.copy(running.log_path, os.environ["SKR_OPS_KEEP_LOG"])
     running.postgres.stop(mode="immediate")
     if mounted:
         subprocess.run(["umount", "-l", str(home / "blobs")], capture_output=True)
@@ -130,11 +132,48 @@ def user_server_process(platform: RunningPlatform, user: str) -> psutil.Process 
                         lambda env: env.get("JUPYTERHUB_USER") == user and hub in env.get("JUPYTERHUB_API_URL", ""))
 
 
-def wait_for(predicate, timeout: float, interval: float = 0.5, message: str = "condition"):
+def wait_for(predicate, timeout: float, interval: float = 0.5, message: str = "condition", describe=None):
+    """``describe()`` (optional) says what the platform looked like when the wait timed out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {message}")
+    raise AssertionError(f"timed out waiting for {message}" + (f"\n{describe()}" if describe else ""))
+
+
+def wait_page(page, selector: str, timeout_ms: int, platform: RunningPlatform, state: str = "visible"):
+    """``page.wait_for_selector`` that says, when it times out, what the page and the platform looked like."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    try:
+        return page.wait_for_selector(selector, state=state, timeout=timeout_ms)
+    except PlaywrightTimeout:
+        raise AssertionError(f"timed out waiting for {selector} on the page\n{platform_state(platform, page)}") from None
+
+
+def platform_state(platform: RunningPlatform, page=None) -> str:
+    """What a failed wait needs for a diagnosis: the page's text, the runs table, the log's recent trouble."""
+    import sqlalchemy as sa
+    out = []
+    if page is not None:
+        try:
+            out.append("page: " + page.url + "\n" + page.inner_text("body", timeout=5000)[:2000])
+        except Exception as exc:  # noqa: BLE001 - a diagnosis must not hide the failure
+            out.append(f"page: {exc}")
+    try:
+        engine = sa.create_engine(platform.postgres.url("skriptoteket"))
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text(
+                "SELECT t.slug, r.status, r.requested_at, r.deadline_at, now() AS now, r.error_summary FROM "
+                "skriptoteket.runs r JOIN skriptoteket.tools t ON t.id = r.tool_id ORDER BY r.requested_at DESC "
+                "LIMIT 12")).all()
+        engine.dispose()
+        out.append("runs:\n" + "\n".join(str(tuple(r)) for r in rows))
+    except Exception as exc:  # noqa: BLE001
+        out.append(f"runs: {exc}")
+    lines = platform.log().splitlines()
+    words = ('"status": 5', '"status": 4', "Sweep", "rror", "busy", "service POST", "pawn", "/user/", "roxy")
+    trouble = [ln for ln in lines if any(w in ln for w in words)]
+    out.append("log:\n" + "\n".join(ln[:400] for ln in trouble[-60:]))
+    return "\n".join(out)
