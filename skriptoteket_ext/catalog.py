@@ -1,17 +1,19 @@
 """The catalog teachers browse: published tools, text search, facet filters, favorites, recently used.
 
-Search runs on the GIN index ``ix_tools_search`` (``tables.tool_search_document``): every word of the query
-becomes a prefix term (``grup:* & mak:*``), so "grup" finds "Gruppindelning" as the user types. Filters are
-OR within a facet and AND across facets. Tags come back with the same query (correlated ``array_agg``),
-so a page of results is one round trip to Postgres.
+Search matches ``tools.search_vector`` (a stored tsvector with the GIN index ``ix_tools_search_vector``): every
+word of the query becomes a prefix term (``grup:* & mak:*``), so "grup" finds "Gruppindelning" as the user
+types. Filters are OR within a facet and AND across facets. Tags come back with the same query (correlated
+``array_agg``), so a page of results is one round trip to Postgres.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import REGCONFIG, aggregate_order_by
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -44,13 +46,17 @@ def search_terms(q: str) -> str | None:
     return " & ".join(f"{w[:64]}:*" for w in words) or None
 
 
-def _tag_array(table, column):
+def _tag_array(table, column, tool_id=T.id):
     return (
         sa.select(sa.func.coalesce(sa.func.array_agg(aggregate_order_by(column, column)), sa.literal_column("ARRAY[]::text[]")))
-        .where(table.c.tool_id == T.id)
-        .correlate(tools)
+        .where(table.c.tool_id == tool_id)
+        .correlate_except(table)
         .scalar_subquery()
     )
+
+
+def _is_favorite(user, tool_id=T.id):
+    return sa.exists().where(favorites.c.tool_id == tool_id, favorites.c.user_name == user).correlate_except(favorites)
 
 
 def _tool_columns(user: str):
@@ -58,7 +64,7 @@ def _tool_columns(user: str):
         T.id, T.slug, T.title, T.summary,
         _tag_array(tool_professions, tool_professions.c.profession_slug).label("professions"),
         _tag_array(tool_categories, tool_categories.c.category_slug).label("categories"),
-        sa.exists().where(favorites.c.tool_id == T.id, favorites.c.user_name == user).correlate(tools).label("favorite"),
+        _is_favorite(user).label("favorite"),
     )
 
 
@@ -83,31 +89,64 @@ def parse_query(args: dict[str, list[str]]) -> dict:
     return out
 
 
-async def search(conn: AsyncConnection, user: str, *, q: str = "", professions: list[str] = (), categories: list[str] = (),
-                 favorites_only: bool = False, limit: int = DEFAULT_LIMIT, offset: int = 0) -> dict:
-    """One page of published tools. The page's ids are chosen first (ordered by title, ``limit + 1`` rows to know
-    whether there are more: no exact total, which would make Postgres evaluate the text match on every matching
-    row); tags and the favorite flag are computed for the page's rows only."""
-    page = sa.select(T.id).where(T.is_published)
-    terms = search_terms(q) if q else None
-    if terms:
-        page = page.where(tool_search_document.op("@@")(sa.func.to_tsquery(sa.cast(sa.literal("simple"), REGCONFIG), terms)))
+@functools.lru_cache(maxsize=64)
+def _search_statement(text: bool, professions: bool, categories: bool, favorites_only: bool) -> sa.Select:
+    """The statement of one shape of search, built once; values are bound when it runs (reusing the object
+    spares building it and SQLAlchemy's cache key on every request).
+
+    Postgres answers with the page's cards as one JSON array (``tools``) and whether there are more
+    (``more``): the page takes ``limit + 1`` rows in title order (no exact total, which would make Postgres
+    match every row), and tags and the favorite flag are looked up for those rows only."""
+    order = (sa.func.lower(T.title), T.id)
+    page = sa.select(T.id, T.slug, T.title, T.summary, sa.func.row_number().over(order_by=order).label("n")).where(T.is_published)
+    if text:
+        query = sa.func.to_tsquery(sa.literal_column("'simple'::regconfig"), sa.bindparam("terms"))
+        page = page.where(tool_search_document.op("@@")(query))
     if professions:
-        page = page.where(sa.exists().where(tool_professions.c.tool_id == T.id, tool_professions.c.profession_slug.in_(professions)))
+        page = page.where(sa.exists().where(
+            tool_professions.c.tool_id == T.id, tool_professions.c.profession_slug.in_(sa.bindparam("professions", expanding=True))))
     if categories:
-        page = page.where(sa.exists().where(tool_categories.c.tool_id == T.id, tool_categories.c.category_slug.in_(categories)))
+        page = page.where(sa.exists().where(
+            tool_categories.c.tool_id == T.id, tool_categories.c.category_slug.in_(sa.bindparam("categories", expanding=True))))
     if favorites_only:
-        page = page.where(sa.exists().where(favorites.c.tool_id == T.id, favorites.c.user_name == user))
-    page = page.order_by(sa.func.lower(T.title), T.id).limit(limit + 1).offset(offset).cte("page")
-    stmt = (
-        sa.select(*_tool_columns(user))
-        .join(page, page.c.id == T.id)
-        .order_by(sa.func.lower(T.title), T.id)
+        page = page.where(_is_favorite(sa.bindparam("user")))
+    p = page.order_by(*order).limit(sa.bindparam("fetch")).offset(sa.bindparam("offset")).subquery("page")
+    key = sa.literal_column  # json_build_object cannot take its keys as untyped parameters
+    card = sa.func.json_build_object(
+        key("'id'"), p.c.id, key("'slug'"), p.c.slug, key("'title'"), p.c.title, key("'summary'"), p.c.summary,
+        key("'professions'"), _tag_array(tool_professions, tool_professions.c.profession_slug, p.c.id),
+        key("'categories'"), _tag_array(tool_categories, tool_categories.c.category_slug, p.c.id),
+        key("'favorite'"), _is_favorite(sa.bindparam("user"), p.c.id),
     )
-    rows = (await conn.execute(stmt)).all()
-    more = len(rows) > limit
-    return {"tools": [_card(r) for r in rows[:limit]], "has_more": more, "limit": limit, "offset": offset,
-            "next_offset": offset + limit if more else None}
+    cards = sa.func.json_agg(aggregate_order_by(card, p.c.n)).filter(p.c.n <= sa.bindparam("last"))
+    return sa.select(
+        sa.cast(sa.func.coalesce(cards, sa.literal_column("'[]'::json")), sa.Text).label("tools"),
+        (sa.func.count() > sa.bindparam("limit")).label("more"),
+    ).select_from(p)
+
+
+async def search_json(conn: AsyncConnection, user: str, *, q: str = "", professions: list[str] = (), categories: list[str] = (),
+                      favorites_only: bool = False, limit: int = DEFAULT_LIMIT, offset: int = 0) -> str:
+    """One page of published tools, ordered by title, as the JSON text of the API's answer: one statement, one
+    round trip, and the cards arrive encoded (Python neither builds nor encodes them)."""
+    terms = search_terms(q) if q else None
+    stmt = _search_statement(bool(terms), bool(professions), bool(categories), favorites_only)
+    params = {"user": user, "limit": limit, "fetch": limit + 1, "offset": offset, "last": offset + limit}
+    if terms:
+        params["terms"] = terms
+    if professions:
+        params["professions"] = list(professions)
+    if categories:
+        params["categories"] = list(categories)
+    row = (await conn.execute(stmt, params)).one()
+    meta = json.dumps({"has_more": row.more, "limit": limit, "offset": offset,
+                       "next_offset": offset + limit if row.more else None})
+    return '{"tools": ' + row.tools + ", " + meta[1:]
+
+
+async def search(conn: AsyncConnection, user: str, **query) -> dict:
+    """``search_json``, decoded: ``{"tools": [cards], "has_more", "limit", "offset", "next_offset"}``."""
+    return json.loads(await search_json(conn, user, **query))
 
 
 async def taxonomy(conn: AsyncConnection, lang: str = "en") -> dict:

@@ -3,7 +3,7 @@
     from skriptoteket_ext import migrate
     migrate.upgrade("postgresql+psycopg://user:pw@host/db")        # to head
     migrate.downgrade(url, "base")                                 # drop every skriptoteket table
-    migrate.current(url)                                           # "0001" or None
+    migrate.current(url)                                           # "0002" or None
     migrate.is_up_to_date(url)                                     # current == head
     migrate.compare(url)                                           # [] unless tables.py and the DB differ
 

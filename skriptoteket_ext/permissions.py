@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import logging
 
-from . import scopes
+from . import db, scopes
 from . import tools as tool_store
 from .errors import ApiError
 
@@ -116,9 +116,14 @@ def routes(*handlers) -> list[tuple[str, type]]:
     return [(h.route, h) for h in handlers]
 
 
-def authorize(method):
+def authorize(method=None, *, read_only: bool = False):
     """Check the table's rule for this handler's route and method; run ``method`` in one transaction
-    (``self.db``) and write what it returns as JSON after the commit (``None`` → 204)."""
+    (``self.db``) and write what it returns as JSON after the commit (``None`` → 204).
+
+    ``@authorize(read_only=True)``: a method that only reads, with one statement (or several that need no
+    common snapshot), runs on an autocommit connection instead (``db.reading``): no BEGIN/COMMIT round trips."""
+    if method is None:
+        return functools.partial(authorize, read_only=read_only)
 
     @functools.wraps(method)
     async def wrapper(self, *args, **kwargs):
@@ -126,7 +131,7 @@ def authorize(method):
         scopes.check_rule(rule, self.current_user)
         if rule == "anyone":
             return await method(self, *args, **kwargs)
-        async with self.engine.begin() as conn:
+        async with (db.reading(self.engine) if read_only else self.engine.begin()) as conn:
             self.db = conn
             if rule in scopes.TOOL_RULES:
                 facts = await tool_store.access(conn, int(kwargs["tool_id"]), self.user_name)

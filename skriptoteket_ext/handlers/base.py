@@ -39,6 +39,10 @@ SECURITY_HEADERS = {
 }
 
 
+class RawJSON(str):
+    """A JSON text that is already encoded (the catalog's page, built by Postgres): written as it is."""
+
+
 def is_database_outage(exc: BaseException | None) -> bool:
     """A lost or refused database connection: the client gets a 503 to retry, not a 500."""
     if isinstance(exc, (OperationalError, SATimeoutError, psycopg.OperationalError)):
@@ -152,7 +156,7 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
     def write_json(self, data, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(json.dumps(data, ensure_ascii=False, default=str))
+        self.finish(data if isinstance(data, RawJSON) else json.dumps(data, ensure_ascii=False, default=str))
 
     def json_body(self) -> dict:
         try:

@@ -4,27 +4,27 @@ from __future__ import annotations
 
 from .. import catalog
 from ..permissions import authorize, routes
-from .base import APIHandler
+from .base import APIHandler, RawJSON
 
 
 class CatalogHandler(APIHandler):
     route = "api/v1/catalog"
 
-    @authorize
+    @authorize(read_only=True)  # one statement: no transaction to open
     async def get(self):
         """?q=&profession=…&category=…&favorites=1&limit=&offset= (repeat a facet to OR within it)."""
         args = {k: [v.decode("utf-8", "replace") for v in vs] for k, vs in self.request.query_arguments.items()}
         query = catalog.parse_query(args)
-        return await catalog.search(
+        return RawJSON(await catalog.search_json(
             self.db, self.user_name, q=query["q"], professions=query["professions"], categories=query["categories"],
             favorites_only=query["favorites"], limit=query["limit"], offset=query["offset"],
-        )
+        ))
 
 
 class RecentHandler(APIHandler):
     route = "api/v1/catalog/recent"
 
-    @authorize
+    @authorize(read_only=True)
     async def get(self):
         return {"tools": await catalog.recent(self.db, self.user_name)}
 
@@ -32,7 +32,7 @@ class RecentHandler(APIHandler):
 class TaxonomyHandler(APIHandler):
     route = "api/v1/taxonomy"
 
-    @authorize
+    @authorize(read_only=True)
     async def get(self):
         return await catalog.taxonomy(self.db, self.lang)
 
@@ -40,7 +40,7 @@ class TaxonomyHandler(APIHandler):
 class FavoritesHandler(APIHandler):
     route = "api/v1/favorites"
 
-    @authorize
+    @authorize(read_only=True)
     async def get(self):
         return {"tools": await catalog.list_favorites(self.db, self.user_name)}
 

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 import sqlalchemy as sa
 
-from skriptoteket_ext import catalog, maintainers, migrate, suggestions
+from skriptoteket_ext import catalog, db, maintainers, migrate, suggestions
 from skriptoteket_ext import tables as t
 from skriptoteket_ext import tools as store
 from skriptoteket_ext.db import create_engine
@@ -328,3 +328,29 @@ async def test_catalog_search_filters_favorites_recent(engine):
                 requested_at=sa.text(f"now() - interval '{minutes} minutes'"), finished_at=sa.func.now(),
                 deadline_at=sa.func.now()))
     assert [x["id"] for x in await tx(engine, catalog.recent, "tina")] == [a, c]
+
+
+async def test_catalog_follows_edits_publishing_and_each_users_favorites(engine):
+    """The catalog is read live, as the endpoint reads it (autocommit, ``db.reading``): an edited title is
+    searchable at once (the stored search vector follows), a depublished tool is gone until it is republished,
+    and the favorite flag and the favorites filter are each user's own."""
+    tool, v1 = await ready_tool(engine, slug="seat-planner")
+    await tx(engine, store.publish_version, tool["id"], v1["id"], "rita", None)
+    await tx(engine, store.publish_tool, tool["id"], "rita")
+
+    async def cards(user="tina", **kw):
+        async with db.reading(engine) as conn:
+            return (await catalog.search(conn, user, **kw))["tools"]
+
+    assert [c["slug"] for c in await cards(q="maker")] == ["seat-planner"]
+    await tx(engine, store.update_tool, tool["id"], "rita", {"title": "Seat planner"}, reviewer=True)
+    assert await cards(q="maker") == []
+    assert [c["title"] for c in await cards(q="seat plan")] == ["Seat planner"]
+    await tx(engine, catalog.add_favorite, "tina", tool["id"])
+    assert [c["favorite"] for c in await cards()] == [True]
+    assert [c["favorite"] for c in await cards("bo")] == [False]
+    assert await cards("bo", favorites_only=True) == []
+    await tx(engine, store.depublish_tool, tool["id"], "rita")
+    assert await cards() == [] and await cards(favorites_only=True) == []
+    await tx(engine, store.publish_tool, tool["id"], "rita")
+    assert [c["id"] for c in await cards(favorites_only=True)] == [tool["id"]]
