@@ -280,6 +280,8 @@ if mode == "demo":
                 "JupyterLab is for tool authors. Ask an administrator to add you to the authors group."))
         spawner.cmd = [str(Path(sys.executable).with_name("jupyterhub-singleuser"))]
         spawner.args = ["--allow-root"] if os.geteuid() == 0 else []  # demo mode runs as the hub's account
+        # window.jupyterapp: the AI assistant's Accept updates the tagged cells in the notebook's model (docs/ai.md)
+        spawner.args.append("--LabApp.expose_app_in_browser=True")
         spawner.default_url = "/lab"
 
     c.JupyterHub.allow_named_servers = True

@@ -7,6 +7,7 @@
     %%skr_ai edit                  # the cell's text is the instruction: a proposed change as a diff
     Make the group size a setting
     %%skr_ai generate              # the cell's text describes a tool: all its cells, as a diff to accept
+    %skr_ai complete [LINE]        # continue the source at its end (or at the end of source line LINE): a diff
 
 Every answer streams in as the model writes it. A proposed change is shown as a unified diff per cell and
 changes nothing until the author presses **Accept**; then the tagged cells (``skr-source``,
@@ -170,46 +171,129 @@ def still_applies(change: dict, now: dict) -> bool:
 
 
 def update_cells_js(changes: list[dict]) -> str:
-    """JavaScript for the notebook page: put each accepted text into its tagged cell's editor (JupyterLab,
-    CodeMirror 6), keeping the cell magic line. A cell is found by its magic (``%%skr_source``...) or, for the
-    instructions (a Markdown cell), by its current text; a cell whose text is no longer the proposal's base is
-    left alone and reported."""
+    """JavaScript for the notebook page: put each accepted text into its tagged cell, keeping the cell magic line.
+
+    JupyterLab 4 (the lab server runs with ``--LabApp.expose_app_in_browser``, so ``window.jupyterapp`` exists):
+    the notebook that holds this output is found among the app's widgets, and its cells by their ``skr-*`` tag
+    in the document model, so a cell that is not rendered (the notebook is windowed) is updated too, and the
+    notebook is marked as changed like any edit (Ctrl-S saves it). A part without a cell gets a new tagged cell.
+    Without the app object, the cell's CodeMirror editor is used (found by its ``%%skr_…`` magic line or, for the
+    instructions, by its text), which works for cells on screen. A cell whose text is no longer the proposal's
+    base (the author typed meanwhile) is left alone and reported; the report is shown under the Accept button."""
     items = []
     for c in changes:
         tag = FIELD_TAGS[c["field"]]
-        items.append({"tag": tag, "magic": CELL_MAGICS.get(tag), "base": c.get("base_text"), "text": c["proposed"]})
-    payload = json.dumps(items)
-    return """
-(function(element){
-  const items = %s;
-  const root = (element && element.closest && element.closest('.jp-Notebook')) || document.querySelector('.jp-Notebook');
-  const report = [];
+        items.append({"tag": tag, "magic": CELL_MAGICS.get(tag), "base": c.get("base_text"),
+                      "schema": c["field"].endswith("_schema"), "text": c["proposed"]})
+    return _CELLS_JS.replace("__ITEMS__", json.dumps(items))
+
+
+_CELLS_JS = r"""
+(function(element, items){
+  const TOOL_TAGS = ['skr-tool', 'skr-instructions', 'skr-source', 'skr-input-schema', 'skr-settings-schema'];
+  function split(text){  // [the magic line with its newline, the body]
+    const nl = text.indexOf('\n');
+    const first = nl < 0 ? text : text.slice(0, nl);
+    if (!first.trim().startsWith('%%')) return ['', text];
+    return nl < 0 ? [text + '\n', ''] : [text.slice(0, nl + 1), text.slice(nl + 1)];
+  }
+  function unchanged(item, body){
+    if (item.base === null || item.base === undefined) return true;
+    if (item.schema) {
+      try { return JSON.stringify(JSON.parse(body)) === JSON.stringify(JSON.parse(item.base)); }
+      catch (e) { return true; }  // a Python literal: the kernel compared the values already
+    }
+    return body.trim() === item.base.trim();
+  }
+  function tagsOf(cell){
+    const tags = cell.getMetadata ? cell.getMetadata('tags') : (cell.metadata || {}).tags;
+    return Array.isArray(tags) ? tags : [];
+  }
+  function notebookOf(app){
+    const isNotebook = w => w && w.content && w.content.model && w.content.model.cells;
+    for (const w of app.shell.widgets('main')) {
+      if (isNotebook(w) && element && w.node.contains(element)) return w.content;
+    }
+    return isNotebook(app.shell.currentWidget) ? app.shell.currentWidget.content : null;
+  }
+  function byModel(notebook){
+    const model = notebook.model, cells = model.cells, report = [];
+    for (const item of items) {
+      let found = null, last = -1;
+      for (let i = 0; i < cells.length; i++) {
+        const tags = tagsOf(cells.get(i));
+        if (tags.some(t => TOOL_TAGS.includes(t))) last = i;
+        if (found === null && tags.includes(item.tag)) found = cells.get(i);
+      }
+      const text = item.text.replace(/\n$/, '');
+      if (found === null) {
+        model.sharedModel.insertCell(last < 0 ? cells.length : last + 1, {
+          cell_type: item.magic ? 'code' : 'markdown', source: (item.magic ? item.magic + '\n' : '') + text,
+          metadata: {tags: [item.tag]}});
+        report.push(item.tag + ': new cell');
+        continue;
+      }
+      const [head, body] = split(found.sharedModel.getSource());
+      if (!unchanged(item, body)) { report.push(item.tag + ': edited since the proposal, left as it is'); continue; }
+      found.sharedModel.setSource((head || (item.magic ? item.magic + '\n' : '')) + text);
+      report.push(item.tag + ': updated');
+    }
+    return report;
+  }
   function viewOf(cell){
     const content = cell.querySelector('.cm-content');
-    if (!content) return null;
-    const tile = content.cmTile || content.cmView;
+    const tile = content && (content.cmTile || content.cmView);
     return tile ? (tile.root ? tile.root.view : tile.view) || null : null;
   }
-  const cells = root ? Array.from(root.querySelectorAll('.jp-Cell')) : [];
-  for (const item of items) {
-    let done = false;
-    for (const cell of cells) {
-      const view = viewOf(cell);
-      if (!view) continue;
-      const text = view.state.doc.toString();
-      const first = text.split('\\n', 1)[0].trim();
-      let body = null, head = '';
-      if (item.magic && first === item.magic) { head = text.split('\\n', 1)[0] + '\\n'; body = text.slice(head.length); }
-      else if (item.base !== null && item.base.trim() !== '' && text.trim() === item.base.trim()) { body = text; }
-      if (body === null) continue;
-      view.dispatch({changes: {from: 0, to: view.state.doc.length, insert: head + item.text.replace(/\\n$/, '')}});
-      done = true; break;
+  function byEditors(){
+    const root = (element && element.closest && element.closest('.jp-Notebook')) || document.querySelector('.jp-Notebook');
+    const cells = root ? Array.from(root.querySelectorAll('.jp-Cell')) : [];
+    const report = [];
+    for (const item of items) {
+      let outcome = 'cell not found, copy the text by hand';
+      for (const cell of cells) {
+        const view = viewOf(cell);
+        if (!view) continue;
+        const [head, body] = split(view.state.doc.toString());
+        const mine = item.magic ? head.trim() === item.magic : (item.base || '').trim() !== '' && unchanged(item, body);
+        if (!mine) continue;
+        if (!unchanged(item, body)) { outcome = 'edited since the proposal, left as it is'; break; }
+        view.dispatch({changes: {from: 0, to: view.state.doc.length, insert: head + item.text.replace(/\n$/, '')}});
+        outcome = 'updated'; break;
+      }
+      report.push(item.tag + ': ' + outcome);
     }
-    report.push(item.tag + (done ? ': updated' : ': cell not found, copy the text by hand'));
+    return report;
   }
-  if (element) { const note = document.createElement('div'); note.className = 'skr-ai-applied'; note.textContent = report.join('; '); element.appendChild(note); }
-})(typeof element !== 'undefined' ? (element.jquery ? element[0] : element) : null);
-""" % payload
+  function run(){
+    let report;
+    try {
+      const notebook = window.jupyterapp ? notebookOf(window.jupyterapp) : null;
+      report = notebook ? byModel(notebook) : byEditors();
+    } catch (e) {
+      report = ['the cells could not be updated on screen (' + e + '); copy the text by hand'];
+    }
+    if (element) {
+      const note = document.createElement('div');
+      note.className = 'skr-ai-applied';
+      note.textContent = report.join('; ');
+      element.appendChild(note);
+    }
+  }
+  setTimeout(run, 0);  // the output is attached to its notebook after this script ran
+})(typeof element !== 'undefined' ? (element.jquery ? element[0] : element) : null, __ITEMS__);
+"""
+
+
+def cursor_at(source: str, line: int | None) -> int:
+    """The offset of the end of ``line`` (1-based, before its newline) in ``source``; its end without a line."""
+    if not line:
+        return len(source)
+    lines = source.splitlines(keepends=True)
+    if not 1 <= line <= len(lines):
+        raise AuthoringError(0, "bad_line", f"The source has {len(lines)} lines; there is no line {line}.")
+    end = sum(len(x) for x in lines[:line])
+    return end - (len(lines[line - 1]) - len(lines[line - 1].rstrip("\r\n")))
 
 
 def diff_html(changes: list[dict]) -> str:
@@ -319,11 +403,28 @@ class Assistant:
         return answer
 
     def complete(self, source: str, cursor: int | None = None) -> str:
+        """The code the model would insert into ``source`` at ``cursor`` (default: the end)."""
         answer = self.client.ask(f"tools/{self._tool_id()}/ai/complete",
                                  {"source": source, "cursor": len(source) if cursor is None else cursor})
         if not answer.ok:
             raise AuthoringError(0, answer.error["code"], answer.error["message"])
         return answer.result["completion"]
+
+    def propose_completion(self, line: int | None = None, on_text: Callable[[str], None] | None = None) -> Answer:
+        """Complete the tool's source where the author stopped writing: at its end, or at the end of source line
+        ``line`` (1-based). The completed source is offered like an edit: a diff to accept."""
+        now = self._now()
+        source = now.get("source") or ""
+        cursor = cursor_at(source, line)
+        answer = self.client.ask(f"tools/{self._tool_id()}/ai/complete", {"source": source, "cursor": cursor},
+                                 on_text)
+        self.last_answer = answer
+        self.proposal = None
+        if answer.ok and answer.result.get("completion"):
+            completed = source[:cursor] + answer.result["completion"] + source[cursor:]
+            changes = self._with_bases(local_changes({"source": completed}, now), now)
+            self.proposal = Proposal(changes) if changes else None
+        return answer
 
     def _offer(self, answer: Answer, now: dict) -> None:
         self.last_answer = answer
@@ -377,7 +478,8 @@ class Assistant:
             off.add_class("skr-ai-status")
             return off
         caps = status.get("capabilities") or {}
-        prompt = widgets.Textarea(value=text, placeholder="What should the assistant change?",
+        first_line = int(text) if mode == "complete" and text.strip().isdigit() else None  # %skr_ai complete N
+        prompt = widgets.Textarea(value="" if mode == "complete" else text, placeholder="What should the assistant change?",
                                   layout={"width": "100%", "height": "70px"})
         prompt.add_class("skr-ai-prompt")
         ask = widgets.Button(description="Propose change", button_style="primary",
@@ -385,6 +487,9 @@ class Assistant:
         ask.add_class("skr-ai-ask")
         generate = widgets.Button(description="Generate tool", disabled=not (caps.get("generate") or {}).get("enabled"))
         generate.add_class("skr-ai-generate")
+        complete = widgets.Button(description="Complete source", tooltip="Continue the source where it ends",
+                                  disabled=not (caps.get("complete") or {}).get("enabled"))
+        complete.add_class("skr-ai-complete")
         answer = widgets.HTML("")
         answer.add_class("skr-ai-answer-box")
         diff = widgets.HTML("")
@@ -414,22 +519,26 @@ class Assistant:
             accept.layout.display = reject.layout.display = None
 
         def busy(flag: bool) -> None:
-            ask.disabled = generate.disabled = flag
+            ask.disabled = generate.disabled = complete.disabled = flag
             if flag:
                 diff.value = result_note.value = ""
                 accept.layout.display = reject.layout.display = "none"
 
-        def on_ask(_b=None, kind: str = mode) -> None:
+        def on_ask(_b=None, kind: str = mode, at_line: int | None = None) -> None:
             busy(True)
             try:
                 show_text("…")
-                ans = (self.generate if kind == "generate" else self.propose_edit)(prompt.value, show_text)
+                if kind == "complete":
+                    ans = self.propose_completion(at_line, show_text)
+                else:
+                    ans = (self.generate if kind == "generate" else self.propose_edit)(prompt.value, show_text)
                 finish(ans)
             except Exception as exc:  # noqa: BLE001 - shown to the author, the notebook keeps working
                 answer.value += f'<div class="skr-ai-error">{html.escape(str(exc))}</div>'
             finally:
                 ask.disabled = not (caps.get("edit") or {}).get("enabled")
                 generate.disabled = not (caps.get("generate") or {}).get("enabled")
+                complete.disabled = not (caps.get("complete") or {}).get("enabled")
 
         def on_accept(_b) -> None:
             notes = self.accept()
@@ -443,17 +552,18 @@ class Assistant:
 
         ask.on_click(lambda b: on_ask(b, "edit"))
         generate.on_click(lambda b: on_ask(b, "generate"))
+        complete.on_click(lambda b: on_ask(b, "complete"))
         accept.on_click(on_accept)
         reject.on_click(on_reject)
         line = widgets.HTML(f'<div class="skr-ai-status-line">{html.escape(status.get("message", ""))}</div>')
         box = widgets.VBox([widgets.HTML(f"<style>{CSS}</style>"), line, prompt,
-                            widgets.HBox([ask, generate]), answer, diff, widgets.HBox([accept, reject]),
+                            widgets.HBox([ask, generate, complete]), answer, diff, widgets.HBox([accept, reject]),
                             result_note, js_out])
         box.add_class("skr-ai")
         box.add_class("skr-ai-panel")
         box.ask = on_ask  # for magics and tests
-        if run and text.strip():
-            on_ask(None, mode)
+        if run and (text.strip() or mode == "complete"):
+            on_ask(None, mode, first_line)
         return box
 
     def explain_widget(self, error: str, logs: str = ""):
@@ -546,7 +656,8 @@ def get_assistant(skr=None) -> Assistant:
 
 
 def skr_ai(line: str, cell: str | None = None):
-    """``%skr_ai [status|explain|edit|generate]`` and ``%%skr_ai edit|generate`` (the cell is the request)."""
+    """``%skr_ai [status|explain|edit|generate|complete [LINE]]`` and ``%%skr_ai edit|generate`` (the cell is the
+    request)."""
     from IPython.display import HTML, display
 
     assistant = get_assistant()
@@ -569,6 +680,12 @@ def skr_ai(line: str, cell: str | None = None):
             return None
         display(widget)
         widget.children[1].click()
+        return None
+    if command == "complete":
+        if rest.strip() and not rest.strip().isdigit():
+            print("Usage: %skr_ai complete [LINE]  (complete the source at its end, or at the end of source line LINE)")
+            return None
+        display(assistant.panel("complete", rest.strip(), run=True))
         return None
     if command in ("edit", "generate"):
         panel = assistant.panel(command, rest.strip(), run=bool(rest.strip()))

@@ -98,3 +98,37 @@ def test_with_everything_off_the_assistant_says_so_in_one_line(platform, tmp_pat
     outcome = {"envelope": {"status": "failed", "error_summary": "x"}}
     assert ai.explain_failure_widget(outcome, skr) is None  # the preview shows nothing extra
     skr.validate(show=False)  # the library keeps working
+
+
+def test_complete_the_source_where_it_ends_or_at_a_line_offered_as_a_diff(ai_platform, fake, tmp_path):
+    skr = session(ai_platform, "ak-eve", tmp_path / "tool.ipynb")
+    assistant = ai.Assistant(skr)
+    assistant._display_js = lambda code: None
+    source = "def run_tool(input_dir, output_dir):\n    "
+    skr.register("skr-source", source)
+    fake.script(Reply(text='return {"outputs": []}\n', usage=(10, 5)))  # complete: 3 calls a minute, 3000 tokens
+    answer = assistant.propose_completion()
+    assert answer.ok
+    sent = fake.requests[-1]["body"]["messages"][-1]["content"]
+    assert sent.endswith("def run_tool(input_dir, output_dir):\n    <|CURSOR|>")  # the cursor: the source's end
+    [change] = assistant.proposal.changes
+    assert apply_diff(source, change["diff"]) == source + 'return {"outputs": []}\n'
+    assert skr.current().source == source  # offered, not applied
+    assert assistant.accept() == ["skr-source updated"]
+    assert skr.current().source == source + 'return {"outputs": []}\n'
+
+    # At the end of line 1 of a longer source: the cursor sits before that line's newline.
+    two = "import json\n\ndef run_tool(input_dir, output_dir):\n    return {'outputs': []}\n"
+    skr.register("skr-source", two)
+    fake.script(Reply(text=", os", usage=(10, 5)))
+    assistant.propose_completion(line=1)
+    assert "import json<|CURSOR|>\n\ndef run_tool" in fake.requests[-1]["body"]["messages"][-1]["content"]
+    assistant.accept()
+    assert skr.current().source == two.replace("import json", "import json, os")
+
+    # The magic opens the panel and completes at once; a failure offers nothing.
+    fake.script(Reply(status=429))
+    panel = assistant.panel("complete", "", run=True)
+    assert "skr-ai-error" in panel.children[4].value and assistant.proposal is None
+    with pytest.raises(ai.AuthoringError):
+        ai.cursor_at(two, 9)
