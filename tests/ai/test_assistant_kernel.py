@@ -3,13 +3,18 @@ ask, see the streamed answer and the diff, accept → the kernel's tool content 
 
 from __future__ import annotations
 
+import html
+
 import pytest
 
+import runner_kernel.authoring as authoring_ext
 from runner_kernel.authoring import assistant as ai
 from runner_kernel.authoring.library import Authoring
+from runner_kernel.authoring.preview import open_preview
 from runner_kernel.authoring.service import AuthoringAPI
 from skriptoteket_ext.ai.diff import apply_diff
 
+from .conftest import AI_TIMEOUT
 from .fake_openai import Reply
 
 pytestmark = [pytest.mark.hub, pytest.mark.timeout(600)]
@@ -57,9 +62,19 @@ def test_a_stale_proposal_is_not_applied_and_failures_change_nothing(ai_platform
     assert "changed since the proposal" in assistant.accept()[0]
     assert skr.current().source.endswith("# the author typed meanwhile\n")
 
-    fake.script(Reply(status=500))
-    answer = assistant.propose_edit("again")
-    assert not answer.ok and answer.error["code"] == "ai_upstream_error" and assistant.proposal is None
+    # The model fails (429, 500, a timeout, garbage): the panel says so in a sentence; no diff, nothing to accept.
+    now = skr.current().source
+    for reply, code in ((Reply(status=429), "ai_upstream_busy"), (Reply(status=500), "ai_upstream_error"),
+                        (Reply(delay=AI_TIMEOUT + 2), "ai_timeout"),
+                        (Reply(raw=b"<html>bad gateway</html>", raw_stream=[b"data: {not json\n\n"]), "ai_bad_answer")):
+        fake.script(reply)
+        panel = assistant.panel("edit", "again", run=True)
+        answer_box, diff_box = panel.children[4], panel.children[5]
+        assert assistant.last_answer.error["code"] == code and assistant.proposal is None
+        assert "skr-ai-error" in answer_box.value and diff_box.value == ""
+        message = assistant.last_answer.error["message"]
+        assert html.escape(message) in answer_box.value and 0 < len(message) < 200 and "Traceback" not in message
+        assert assistant.accept() == ["Nothing to accept."] and skr.current().source == now
 
 
 def test_explain_a_failed_preview_outcome(ai_platform, fake, tmp_path):
@@ -74,6 +89,23 @@ def test_explain_a_failed_preview_outcome(ai_platform, fake, tmp_path):
     button.click()
     assert "not defined" in widget.children[2].value
     assert fake.requests[-1]["body"]["messages"][1]["content"].count("NameError") >= 2
+
+
+async def test_a_failed_preview_run_offers_explain_this_failure(ai_platform, fake, tmp_path, monkeypatch):
+    skr = session(ai_platform, "ak-fay", tmp_path / "tool.ipynb")
+    monkeypatch.setattr(authoring_ext, "_skr", skr)  # the kernel's session, as after %load_ext
+    monkeypatch.setattr(ai, "_assistant", None)
+    skr.register("skr-source", "def run_tool(input_dir, output_dir):\n    return 1 / 0\n")
+    preview = await open_preview(skr, sample=0)
+    assert "ZeroDivisionError" in preview.logs.value
+    [offer] = preview.explain.children
+    button = offer.children[1]
+    assert button.description == "Explain this failure"
+    fake.script(Reply(text="Division by zero: the code divides 1 by 0 on line 2."))
+    button.click()
+    assert "Division by zero" in offer.children[2].value
+    sent = fake.requests[-1]["body"]["messages"][-1]["content"]
+    assert "ZeroDivisionError" in sent and "return 1 / 0" in sent
 
 
 def test_generate_offers_every_cell(ai_platform, fake, tmp_path):
@@ -98,6 +130,22 @@ def test_with_everything_off_the_assistant_says_so_in_one_line(platform, tmp_pat
     outcome = {"envelope": {"status": "failed", "error_summary": "x"}}
     assert ai.explain_failure_widget(outcome, skr) is None  # the preview shows nothing extra
     skr.validate(show=False)  # the library keeps working
+
+
+async def test_with_everything_off_a_failed_preview_shows_no_assistant(platform, tmp_path, monkeypatch):
+    skr = session(platform, "ak-off2", tmp_path / "tool.ipynb")
+    monkeypatch.setattr(authoring_ext, "_skr", skr)
+    monkeypatch.setattr(ai, "_assistant", None)
+    skr.register("skr-source", "def run_tool(input_dir, output_dir):\n    return 1 / 0\n")
+    preview = await open_preview(skr, sample=0)
+    assert "ZeroDivisionError" in preview.logs.value and preview.explain.children == ()
+    skr.register("skr-source", "def run_tool(input_dir, output_dir):\n    return {'outputs': []}\n")
+    version = skr.save()  # and the author saves a draft as always
+    try:
+        saved = skr.api.version(skr.current().meta["id"], version["id"])
+        assert saved["source"].endswith("return {'outputs': []}\n")
+    finally:
+        skr.release_lock()
 
 
 def test_complete_the_source_where_it_ends_or_at_a_line_offered_as_a_diff(ai_platform, fake, tmp_path):
