@@ -4,9 +4,10 @@ Starts its own platform (embedded Postgres, jupyterhub, configurable-http-proxy,
 home, seeds 1,000 published tools directly through the store functions, then measures over HTTP through the
 proxy with a teacher's token: latency p50/p95 (sequential, keep-alive) and throughput (sequential and with
 8 concurrent clients), for a mix of catalog searches (text prefix, facet filters, both, none) and for the
-hub's own identity endpoint. Prints ratios (service / hub).
+hub's own identity endpoint, in alternating rounds (medians are printed). Prints ratios (service / hub) and the
+load average.
 
-    .venv/bin/python benchmarks/catalog_api.py [--tools 1000] [--requests 600] [--concurrency 8] [--bulk-seed]
+    .venv/bin/python benchmarks/catalog_api.py [--tools 1000] [--requests 600] [--concurrency 8] [--rounds 3] [--bulk-seed]
 
 Goal: catalog p50 ≤ 10 ms; throughput at least the hub's own.
 """
@@ -15,8 +16,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -100,11 +103,45 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
-def sequential(url: str, params_list: list[dict], token: str, n: int) -> dict:
+def _listening_pid(port: int | str) -> int | None:
+    out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=False).stdout
+    for line in out.splitlines():
+        if f"127.0.0.1:{port} " in line and "pid=" in line:
+            return int(line.split("pid=")[1].split(",")[0])
+    return None
+
+
+def _cpu_ms(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_meter(platform):
+    """CPU time (user + system, ms) of the service, the hub, the proxy and all Postgres backends: what a request
+    costs the machine, whatever the load average (which only stretches latencies)."""
+    env = platform.env
+    pids = {"service": _listening_pid(env["SKRIPTOTEKET_SERVICE_PORT"]), "hub": _listening_pid(env["SKRIPTOTEKET_HUB_PORT"]),
+            "proxy": _listening_pid(platform.url.rsplit(":", 1)[1])}
+    postmaster = _listening_pid(env["SKRIPTOTEKET_PG_PORT"])
+
+    def snapshot() -> dict[str, float]:
+        out = {name: _cpu_ms(pid) for name, pid in pids.items() if pid}
+        backends = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True, text=True, check=False).stdout.split() if postmaster else []
+        out["postgres"] = sum(_cpu_ms(int(b)) for b in backends)
+        return out
+
+    return snapshot
+
+
+def sequential(url: str, params_list: list[dict], token: str, n: int, cpu=None) -> dict:
     lat = []
     with httpx.Client(headers={"Authorization": f"token {token}"}, timeout=30) as client:
         for i in range(30):  # warm-up: connections, the service's token cache, Postgres plans
             client.get(url, params=params_list[i % len(params_list)]).raise_for_status()
+        before = cpu() if cpu else {}
         start = time.perf_counter()
         for i in range(n):
             t0 = time.perf_counter()
@@ -112,7 +149,9 @@ def sequential(url: str, params_list: list[dict], token: str, n: int) -> dict:
             lat.append((time.perf_counter() - t0) * 1000)
             r.raise_for_status()
         elapsed = time.perf_counter() - start
-    return {"p50": statistics.median(lat), "p95": pct(lat, 95), "rps": n / elapsed}
+        after = cpu() if cpu else {}
+    cpu_per_request = {f"cpu_{name}": (after[name] - before[name]) / n for name in before}
+    return {"p50": statistics.median(lat), "p95": pct(lat, 95), "rps": n / elapsed, **cpu_per_request}
 
 
 async def concurrent(url: str, params_list: list[dict], token: str, n: int, clients: int) -> float:
@@ -136,6 +175,7 @@ def main() -> int:
     parser.add_argument("--tools", type=int, default=1000)
     parser.add_argument("--requests", type=int, default=600)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating catalog/hub rounds (requests are split among them)")
     parser.add_argument("--bulk-seed", action="store_true", help="seed with plain INSERTs instead of the store's transactions")
     args = parser.parse_args()
 
@@ -152,14 +192,26 @@ def main() -> int:
             assert len(first["tools"]) == min(100, args.tools) and first["has_more"] == (args.tools > 100), first
             hub = f"{platform.url}/hub/api/user"
 
-            results = {}
-            for name, url, params in (("catalog search", catalog, QUERIES), ("hub GET /hub/api/user", hub, [{}])):
-                seq = sequential(url, params, token, args.requests)
-                seq["rps_concurrent"] = asyncio.run(concurrent(url, params, token, args.requests * 2, args.concurrency))
-                results[name] = seq
-            print(f"\n{'endpoint':26} {'p50 ms':>8} {'p95 ms':>8} {'req/s seq':>10} {'req/s x' + str(args.concurrency):>10}")
+            # Rounds alternate catalog and hub so that both see the same (shared, changing) machine load.
+            endpoints = (("catalog search", catalog, QUERIES), ("hub GET /hub/api/user", hub, [{}]))
+            rounds: dict[str, list[dict]] = {name: [] for name, _, _ in endpoints}
+            meter = cpu_meter(platform)
+            print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+            for _ in range(args.rounds):
+                for name, url, params in endpoints:
+                    seq = sequential(url, params, token, args.requests // args.rounds, meter)
+                    seq["rps_concurrent"] = asyncio.run(concurrent(url, params, token, args.requests * 2 // args.rounds, args.concurrency))
+                    rounds[name].append(seq)
+            print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+            results = {name: {key: statistics.median(r[key] for r in rs) for key in rs[0]} for name, rs in rounds.items()}
+            print(f"\n{'endpoint':26} {'p50 ms':>8} {'p95 ms':>8} {'req/s seq':>10} {'req/s x' + str(args.concurrency):>10}"
+                  f"   (median of {args.rounds} alternating rounds)")
             for name, r in results.items():
                 print(f"{name:26} {r['p50']:8.2f} {r['p95']:8.2f} {r['rps']:10.0f} {r['rps_concurrent']:10.0f}")
+            print(f"\nCPU ms per request (sequential phase): {'service':>8} {'hub':>6} {'proxy':>6} {'postgres':>8} {'total':>6}")
+            for name, r in results.items():
+                parts = [r.get(f"cpu_{k}", 0.0) for k in ("service", "hub", "proxy", "postgres")]
+                print(f"{name:38} {parts[0]:8.2f} {parts[1]:6.2f} {parts[2]:6.2f} {parts[3]:8.2f} {sum(parts):6.2f}")
             c, h = results["catalog search"], results["hub GET /hub/api/user"]
             print(f"\nratios catalog/hub: p50 {c['p50'] / h['p50']:.2f}, p95 {c['p95'] / h['p95']:.2f}, "
                   f"throughput seq {c['rps'] / h['rps']:.2f}, throughput x{args.concurrency} {c['rps_concurrent'] / h['rps_concurrent']:.2f}")
