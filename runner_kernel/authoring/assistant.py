@@ -34,6 +34,8 @@ from typing import Any, Callable, Iterator
 
 import httpx
 
+from skriptoteket_ext.i18n import translator
+
 from .notebook_format import INPUT_SCHEMA, INSTRUCTIONS, SETTINGS_SCHEMA, SOURCE
 from .service import AuthoringError
 
@@ -79,6 +81,7 @@ class AssistantClient:
 
     def __init__(self, api):
         self.api = api
+        self._ = translator(getattr(api, "lang", "en"))
         self._status: dict | None = None
 
     def _headers(self, **extra) -> dict:
@@ -91,7 +94,8 @@ class AssistantClient:
             try:
                 self._status = self.api.call("GET", "ai/status")
             except AuthoringError as exc:
-                self._status = {"enabled": False, "capabilities": {}, "message": f"{OFF_LINE} ({exc.message})"}
+                off = self._("ai.status.off")
+                self._status = {"enabled": False, "capabilities": {}, "message": f"{off} ({exc.message})"}
         return self._status
 
     def is_on(self, capability: str) -> bool:
@@ -121,7 +125,7 @@ class AssistantClient:
                             yield name, json.loads(line[5:].strip())
         except httpx.HTTPError as exc:
             yield "error", {"error": {"code": "service_unavailable",
-                                      "message": f"The Skriptoteket service cannot be reached ({exc}).", "details": {}}}
+                                      "message": self._("ai.nb.unreachable", reason=exc), "details": {}}}
 
     def ask(self, path: str, body: dict, on_text: Callable[[str], None] | None = None) -> Answer:
         answer = Answer()
@@ -136,8 +140,7 @@ class AssistantClient:
             elif event == "error":
                 answer.error = data.get("error") or {"code": "error", "message": "error"}
         if answer.result is None and answer.error is None:
-            answer.error = {"code": "no_answer", "message": "The assistant's answer ended early. Try again.",
-                            "details": {}}
+            answer.error = {"code": "no_answer", "message": self._("ai.nb.ended_early"), "details": {}}
         return answer
 
 
@@ -170,7 +173,7 @@ def still_applies(change: dict, now: dict) -> bool:
     return sha256(current or "") == change.get("base_sha256")
 
 
-def update_cells_js(changes: list[dict]) -> str:
+def update_cells_js(changes: list[dict], lang: str = "en") -> str:
     """JavaScript for the notebook page: put each accepted text into its tagged cell, keeping the cell magic line.
 
     JupyterLab 4 (the lab server runs with ``--LabApp.expose_app_in_browser``, so ``window.jupyterapp`` exists):
@@ -185,11 +188,14 @@ def update_cells_js(changes: list[dict]) -> str:
         tag = FIELD_TAGS[c["field"]]
         items.append({"tag": tag, "magic": CELL_MAGICS.get(tag), "base": c.get("base_text"),
                       "schema": c["field"].endswith("_schema"), "text": c["proposed"]})
-    return _CELLS_JS.replace("__ITEMS__", json.dumps(items))
+    _ = translator(lang)
+    words = {"updated": _("ai.nb.cell_updated"), "new": _("ai.nb.cell_new"), "edited": _("ai.nb.cell_edited"),
+             "missing": _("ai.nb.cell_missing"), "failed": _("ai.nb.cells_failed")}
+    return _CELLS_JS.replace("__ITEMS__", json.dumps(items)).replace("__WORDS__", json.dumps(words))
 
 
 _CELLS_JS = r"""
-(function(element, items){
+(function(element, items, words){
   const TOOL_TAGS = ['skr-tool', 'skr-instructions', 'skr-source', 'skr-input-schema', 'skr-settings-schema'];
   function split(text){  // [the magic line with its newline, the body]
     const nl = text.indexOf('\n');
@@ -230,13 +236,13 @@ _CELLS_JS = r"""
         model.sharedModel.insertCell(last < 0 ? cells.length : last + 1, {
           cell_type: item.magic ? 'code' : 'markdown', source: (item.magic ? item.magic + '\n' : '') + text,
           metadata: {tags: [item.tag]}});
-        report.push(item.tag + ': new cell');
+        report.push(item.tag + ': ' + words.new);
         continue;
       }
       const [head, body] = split(found.sharedModel.getSource());
-      if (!unchanged(item, body)) { report.push(item.tag + ': edited since the proposal, left as it is'); continue; }
+      if (!unchanged(item, body)) { report.push(item.tag + ': ' + words.edited); continue; }
       found.sharedModel.setSource((head || (item.magic ? item.magic + '\n' : '')) + text);
-      report.push(item.tag + ': updated');
+      report.push(item.tag + ': ' + words.updated);
     }
     return report;
   }
@@ -250,16 +256,16 @@ _CELLS_JS = r"""
     const cells = root ? Array.from(root.querySelectorAll('.jp-Cell')) : [];
     const report = [];
     for (const item of items) {
-      let outcome = 'cell not found, copy the text by hand';
+      let outcome = words.missing;
       for (const cell of cells) {
         const view = viewOf(cell);
         if (!view) continue;
         const [head, body] = split(view.state.doc.toString());
         const mine = item.magic ? head.trim() === item.magic : (item.base || '').trim() !== '' && unchanged(item, body);
         if (!mine) continue;
-        if (!unchanged(item, body)) { outcome = 'edited since the proposal, left as it is'; break; }
+        if (!unchanged(item, body)) { outcome = words.edited; break; }
         view.dispatch({changes: {from: 0, to: view.state.doc.length, insert: head + item.text.replace(/\n$/, '')}});
-        outcome = 'updated'; break;
+        outcome = words.updated; break;
       }
       report.push(item.tag + ': ' + outcome);
     }
@@ -271,7 +277,7 @@ _CELLS_JS = r"""
       const notebook = window.jupyterapp ? notebookOf(window.jupyterapp) : null;
       report = notebook ? byModel(notebook) : byEditors();
     } catch (e) {
-      report = ['the cells could not be updated on screen (' + e + '); copy the text by hand'];
+      report = [words.failed + ' (' + e + ')'];
     }
     if (element) {
       const note = document.createElement('div');
@@ -281,17 +287,17 @@ _CELLS_JS = r"""
     }
   }
   setTimeout(run, 0);  // the output is attached to its notebook after this script ran
-})(typeof element !== 'undefined' ? (element.jquery ? element[0] : element) : null, __ITEMS__);
+})(typeof element !== 'undefined' ? (element.jquery ? element[0] : element) : null, __ITEMS__, __WORDS__);
 """
 
 
-def cursor_at(source: str, line: int | None) -> int:
+def cursor_at(source: str, line: int | None, lang: str = "en") -> int:
     """The offset of the end of ``line`` (1-based, before its newline) in ``source``; its end without a line."""
     if not line:
         return len(source)
     lines = source.splitlines(keepends=True)
     if not 1 <= line <= len(lines):
-        raise AuthoringError(0, "bad_line", f"The source has {len(lines)} lines; there is no line {line}.")
+        raise AuthoringError(0, "bad_line", translator(lang)("ai.nb.bad_line", count=len(lines), line=line))
     end = sum(len(x) for x in lines[:line])
     return end - (len(lines[line - 1]) - len(lines[line - 1].rstrip("\r\n")))
 
@@ -348,6 +354,7 @@ class Assistant:
     def __init__(self, skr):
         self.skr = skr
         self.client = AssistantClient(skr.api)
+        self._ = self.client._
         self.proposal: Proposal | None = None
         self.last_answer: Answer | None = None
         self._display_js: Callable[[str], None] | None = None
@@ -356,7 +363,7 @@ class Assistant:
 
     def status_line(self) -> str:
         status = self.client.status(refresh=True)
-        return status.get("message") or (OFF_LINE if not status.get("enabled") else "")
+        return status.get("message") or (self._("ai.status.off") if not status.get("enabled") else "")
 
     def _tool_id(self) -> int:
         return self.skr._tool_id(self.skr.current())
@@ -415,7 +422,7 @@ class Assistant:
         ``line`` (1-based). The completed source is offered like an edit: a diff to accept."""
         now = self._now()
         source = now.get("source") or ""
-        cursor = cursor_at(source, line)
+        cursor = cursor_at(source, line, self.client.api.lang)
         answer = self.client.ask(f"tools/{self._tool_id()}/ai/complete", {"source": source, "cursor": cursor},
                                  on_text)
         self.last_answer = answer
@@ -437,17 +444,17 @@ class Assistant:
         """Apply the waiting proposal: in this kernel (registered cells) and on screen. Returns notes."""
         proposal = self.proposal
         if proposal is None or proposal.decided:
-            return ["Nothing to accept."]
+            return [self._("ai.nb.nothing_to_accept")]
         now = self._now()
         stale = [c["field"] for c in proposal.changes if not still_applies(c, now)]
         if stale:
             proposal.decided = "rejected"
-            return [f"Not applied: {', '.join(FIELD_TAGS[f] for f in stale)} changed since the proposal. Ask again."]
+            return [self._("ai.nb.stale", cells=", ".join(FIELD_TAGS[f] for f in stale))]
         notes = []
         for c in proposal.changes:
             self.skr.register(FIELD_TAGS[c["field"]], c["proposed"])
-            notes.append(f"{FIELD_TAGS[c['field']]} updated")
-        self._show_js(update_cells_js(proposal.changes))
+            notes.append(self._("ai.nb.updated", cell=FIELD_TAGS[c["field"]]))
+        self._show_js(update_cells_js(proposal.changes, self.client.api.lang))
         proposal.decided = "accepted"
         return notes
 
@@ -474,29 +481,31 @@ class Assistant:
 
         status = self.client.status(refresh=True)
         if not status.get("enabled"):
-            off = widgets.HTML(f'<div class="skr-ai-off">{html.escape(status.get("message") or OFF_LINE)}</div>')
+            line = status.get("message") or self._("ai.status.off")
+            off = widgets.HTML(f'<div class="skr-ai-off">{html.escape(line)}</div>')
             off.add_class("skr-ai-status")
             return off
         caps = status.get("capabilities") or {}
         first_line = int(text) if mode == "complete" and text.strip().isdigit() else None  # %skr_ai complete N
-        prompt = widgets.Textarea(value="" if mode == "complete" else text, placeholder="What should the assistant change?",
+        prompt = widgets.Textarea(value="" if mode == "complete" else text, placeholder=self._("ai.nb.prompt"),
                                   layout={"width": "100%", "height": "70px"})
         prompt.add_class("skr-ai-prompt")
-        ask = widgets.Button(description="Propose change", button_style="primary",
+        _ = self._
+        ask = widgets.Button(description=_("ai.nb.propose"), button_style="primary",
                              disabled=not (caps.get("edit") or {}).get("enabled"))
         ask.add_class("skr-ai-ask")
-        generate = widgets.Button(description="Generate tool", disabled=not (caps.get("generate") or {}).get("enabled"))
+        generate = widgets.Button(description=_("ai.nb.generate"), disabled=not (caps.get("generate") or {}).get("enabled"))
         generate.add_class("skr-ai-generate")
-        complete = widgets.Button(description="Complete source", tooltip="Continue the source where it ends",
+        complete = widgets.Button(description=_("ai.nb.complete"), tooltip=_("ai.nb.complete_tip"),
                                   disabled=not (caps.get("complete") or {}).get("enabled"))
         complete.add_class("skr-ai-complete")
         answer = widgets.HTML("")
         answer.add_class("skr-ai-answer-box")
         diff = widgets.HTML("")
         diff.add_class("skr-ai-diff-box")
-        accept = widgets.Button(description="Accept", button_style="success", layout={"display": "none"})
+        accept = widgets.Button(description=_("ai.nb.accept"), button_style="success", layout={"display": "none"})
         accept.add_class("skr-ai-accept")
-        reject = widgets.Button(description="Reject", layout={"display": "none"})
+        reject = widgets.Button(description=_("ai.nb.reject"), layout={"display": "none"})
         reject.add_class("skr-ai-reject")
         js_out = widgets.Output()
         result_note = widgets.HTML("")
@@ -511,7 +520,7 @@ class Assistant:
                 answer.value += f'<div class="skr-ai-error">{html.escape(ans.error["message"])}</div>'
                 return
             if self.proposal is None:
-                result_note.value = "<i>No change proposed.</i>"
+                result_note.value = f"<i>{html.escape(_('ai.nb.no_change'))}</i>"
                 return
             if self.proposal.explanation and not ans.text:
                 show_text(self.proposal.explanation)
@@ -548,7 +557,7 @@ class Assistant:
         def on_reject(_b) -> None:
             self.reject()
             accept.layout.display = reject.layout.display = "none"
-            result_note.value = '<div class="skr-ai-rejected">Rejected: nothing changed.</div>'
+            result_note.value = f'<div class="skr-ai-rejected">{html.escape(_("ai.nb.rejected"))}</div>'
 
         ask.on_click(lambda b: on_ask(b, "edit"))
         generate.on_click(lambda b: on_ask(b, "generate"))
@@ -572,11 +581,12 @@ class Assistant:
 
         if not self.client.is_on("explain"):
             return None
-        button = widgets.Button(description="Explain this failure", icon="question")
+        button = widgets.Button(description=self._("ai.nb.explain"), icon="question")
         button.add_class("skr-ai-explain")
         answer = widgets.HTML("")
         diff = widgets.HTML("")
-        accept = widgets.Button(description="Accept fix", button_style="success", layout={"display": "none"})
+        accept = widgets.Button(description=self._("ai.nb.accept_fix"), button_style="success",
+                                layout={"display": "none"})
         accept.add_class("skr-ai-accept")
         note = widgets.HTML("")
         js_out = widgets.Output()
@@ -672,18 +682,19 @@ def skr_ai(line: str, cell: str | None = None):
         outcome = getattr(previews[-1], "last_outcome", None) if previews else None
         failure = failure_of(outcome)
         if failure is None and not rest.strip():
-            print("No failed preview run to explain (run %skr_preview first), or write the error after %skr_ai explain.")
+            print(assistant._("ai.nb.no_failure"))
             return None
         widget = assistant.explain_widget(*(failure or (rest.strip(), "")))
         if widget is None:
-            display(HTML(f'<div class="skr-ai-off">{html.escape(assistant.status_line() or OFF_LINE)}</div>'))
+            line = assistant.status_line() or assistant._("ai.status.off")
+            display(HTML(f'<div class="skr-ai-off">{html.escape(line)}</div>'))
             return None
         display(widget)
         widget.children[1].click()
         return None
     if command == "complete":
         if rest.strip() and not rest.strip().isdigit():
-            print("Usage: %skr_ai complete [LINE]  (complete the source at its end, or at the end of source line LINE)")
+            print(assistant._("ai.nb.complete_usage"))
             return None
         display(assistant.panel("complete", rest.strip(), run=True))
         return None

@@ -166,3 +166,17 @@ def test_a_diff_does_not_apply_to_other_content():
     diff = make_diff("a\nb\nc\n", "a\nB\nc\n", "source")
     with pytest.raises(DiffError):
         apply_diff("a\nx\nc\n", diff)
+
+
+def test_the_notebook_side_speaks_english_and_swedish():
+    from runner_kernel.authoring import assistant
+    from skriptoteket_ext.i18n import catalog
+
+    en = {k for k in catalog("en") if k.startswith("ai.nb.")}
+    assert en and en == {k for k in catalog("sv") if k.startswith("ai.nb.")}
+    change = [{"field": "source", "proposed": "x = 1\n", "base_text": "x = 0\n"}]
+    assert '"updated": "updated"' in assistant.update_cells_js(change)
+    assert '"updated": "uppdaterad"' in assistant.update_cells_js(change, "sv")
+    assert assistant.cursor_at("a\nbb\n", 2) == 4 and assistant.cursor_at("a\nbb\n", None) == 5
+    with pytest.raises(assistant.AuthoringError, match="ingen rad 3"):
+        assistant.cursor_at("a\nbb\n", 3, "sv")
