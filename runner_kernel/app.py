@@ -3,7 +3,7 @@ renderer, in the page's (Voila) kernel. ``notebooks/tool_app.ipynb`` is one cell
 
 One page load = one ``ToolApp``:
 
-- ``?tool=<slug>``: ``GET apps/{slug}`` (and ``GET me`` for the language), then the header (title, summary,
+- ``?tool=<slug>``: ``GET apps/{slug}`` (which carries the viewer's language), then the header (title, summary,
   collapsible instructions, a way back to the catalog), settings, the input form, the session-files chooser,
   Run, "Clear memory", the steps of this visit and the result. A session with a last result (a reload, another
   visit) shows that result with its offered actions, so the page continues where the user left off.
@@ -540,10 +540,6 @@ class ToolApp:
         self.body.children = [header, view]
 
 
-async def _none() -> None:
-    return None
-
-
 async def _profile(client: ServiceClient) -> dict | None:
     try:
         return await client.request("GET", "me")
@@ -575,9 +571,12 @@ async def start(params: dict | None = None, token: str | None = None, client: Se
     try:
         run_id, slug = params.get("run", "").strip(), params.get("tool", "").strip()
         if slug and not run_id:
-            # the profile (language) and the app in one round trip's time
+            # one call: the app carries the viewer's profile (language); GET me only when opening failed
             t0 = time.perf_counter()
-            me, opened = await asyncio.gather(_profile(client) if not lang else _none(), _fetch_app(client, slug))
+            opened = await _fetch_app(client, slug)
+            me = opened.get("viewer") if isinstance(opened, dict) else None
+            if not lang and me is None:
+                me = await _profile(client)
             log.info("service round trip for the page: %.0f ms", (time.perf_counter() - t0) * 1000)
             if not lang:  # ?lang= > the user's profile > the browser's languages > English
                 app.lang = client.lang = normalize_language(

@@ -12,6 +12,7 @@ from tornado.ioloop import PeriodicCallback
 from .. import runs, sandbox, sessions
 from ..blobs import BlobNotFound, delete_all
 from ..errors import ApiError
+from ..profiles import get as get_profile
 from ..profiles import touch
 from ..scopes import AUTHOR, REVIEW, has_scope, needs_scope
 from .base import APIHandler, DownloadHandler
@@ -73,8 +74,12 @@ class AppHandler(RunsBaseHandler):
     @needs_scope()
     async def get(self, slug: str) -> None:
         async with self.transaction() as (conn, _):
-            self.write_json(await runs.app_model(conn, self.user_name, slug, self.context_arg(), self.policy,
-                                                 self.sandbox_access()))
+            model = await runs.app_model(conn, self.user_name, slug, self.context_arg(), self.policy,
+                                         self.sandbox_access())
+            # the viewer's profile too (language), so opening a tool page is one call instead of this and GET me
+            await touch(conn, self.user_name)
+            model["viewer"] = await get_profile(conn, self.user_name)
+        self.write_json(model)
 
 
 class RunsHandler(RunsBaseHandler):

@@ -286,6 +286,24 @@ def test_unknown_tool_is_a_friendly_message(platform, teacher):
     assert "Alla verktyg" in page.inner_text(".skr-back")
 
 
+def test_the_profile_language_without_lang(platform, teacher):
+    """No ?lang=: the viewer's profile language, which GET apps carries (a failed open asks GET me)."""
+    page = teacher["page"]
+    api = httpx.Client(base_url=f"{platform.service_url}/api/v1/", timeout=30,
+                       headers={"Authorization": f"token {platform.token_for('teach')}"})
+    before = api.get("me").json()["language"]
+    assert api.put("me", json={"language": "sv"}).status_code == 200
+    try:
+        open_tool(page, platform.url, "tp-noop")
+        assert page.inner_text(".skr-title") == "No-op"
+        assert "Alla verktyg" in page.inner_text(".skr-back")
+        open_tool(page, platform.url, "no-such-tool")
+        assert "Verktyget finns inte eller är inte publicerat." in page.inner_text(".skr-message")
+    finally:
+        api.put("me", json={"language": before})
+        api.close()
+
+
 def test_a_20_mb_upload_through_the_proxy(platform, teacher):
     page, files = teacher["page"], teacher["files"]
     big = files / "big.bin"
