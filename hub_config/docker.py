@@ -68,7 +68,8 @@ VOILA_CMD = [
     "--template=skriptoteket",
     f"--pool-size={int(os.environ.get('SKRIPTOTEKET_POOL_SIZE', '1'))}",
 ]
-LAB_CMD = ["jupyterhub-singleuser", f"--ServerApp.root_dir={WORK}"]
+# window.jupyterapp: the AI assistant's Accept updates the tagged cells in the notebook's model (docs/ai.md)
+LAB_CMD = ["jupyterhub-singleuser", f"--ServerApp.root_dir={WORK}", "--LabApp.expose_app_in_browser=True"]
 
 
 def _fail(message: str):

@@ -109,6 +109,7 @@ def test_authors_get_jupyterlab_teachers_do_not(docker_platform, two_teachers):
     docker_platform.start_server("ada", "lab", timeout=180)
     info = docker_platform.inspect("ada", "lab")
     assert "jupyterhub-singleuser" in " ".join(info["Config"]["Cmd"])
+    assert "--LabApp.expose_app_in_browser=True" in info["Config"]["Cmd"]  # the assistant's Accept needs it
     mounts = {m["Destination"]: m for m in info["Mounts"]}
     assert mounts["/home/skriptoteket/work"]["Type"] == "volume"
     assert mounts["/home/skriptoteket/work"]["Name"] == f"{docker_platform.prefix}-work-ada"
