@@ -27,6 +27,7 @@ import hmac
 import json
 import logging
 import os
+import socket
 import secrets
 import shutil
 import struct
@@ -114,12 +115,17 @@ class RunnerHost:
         from .runner import Runner
 
         self.prepare()
+        # bind under a tight umask with no await in between: the umask is process-wide, and any file another
+        # coroutine created meanwhile would get mode 0600 too
+        self.socket_path.unlink(missing_ok=True)  # a stale socket of an earlier start
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o177)
         try:
-            self._server = await asyncio.start_unix_server(self._serve, path=str(self.socket_path), limit=1 << 20)
+            sock.bind(str(self.socket_path))
         finally:
             os.umask(old)
         os.chmod(self.socket_path, 0o600)
+        self._server = await asyncio.start_unix_server(self._serve, sock=sock, limit=1 << 20)
         options = {"limits": RunLimits.production(), **self.pool_options}
         self.pool = KernelPool(size=self.pool_size, **options)
         self.runner = Runner(self.pool)
