@@ -36,7 +36,8 @@ def normalize_language(value: str | None) -> str:
     return DEFAULT_LANGUAGE
 
 
-def translate(key: str, lang: str = DEFAULT_LANGUAGE, **params: object) -> str:
+def translate(key: str, lang: str = DEFAULT_LANGUAGE, /, **params: object) -> str:
+    # positional-only: a message may have parameters named "key" or "lang"
     template = catalog(lang).get(key) or catalog(DEFAULT_LANGUAGE).get(key) or key
     return template.format(**params) if params else template
 
@@ -45,7 +46,7 @@ def translator(lang: str):
     """A ``_(key, **params)`` function bound to one language, for templates and handlers."""
     lang = normalize_language(lang)
 
-    def _(key: str, **params: object) -> str:
+    def _(key: str, /, **params: object) -> str:
         return translate(key, lang, **params)
 
     return _
