@@ -18,8 +18,18 @@ import sqlalchemy as sa
 from skriptoteket_ext import tables as t
 from skriptoteket_ext.logging import redact, redact_path
 
-from .conftest import (METRICS_TOKEN, Api, hub_process, json_lines, login, platform_state,  # noqa: F401
-                       service_process, user_server_process, wait_for, wait_page)
+from .conftest import (  # noqa: F401
+    METRICS_TOKEN,
+    Api,
+    hub_process,
+    json_lines,
+    login,
+    platform_state,
+    service_process,
+    user_server_process,
+    wait_for,
+    wait_page,
+)
 
 pytestmark = [pytest.mark.hub, pytest.mark.timeout(900)]
 APP_READY = ".skr-app .skr-title, .skr-app .skr-message"
