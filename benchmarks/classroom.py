@@ -222,10 +222,9 @@ async def main_async(args) -> int:
             platform.create_user(name)
         stats = {"latency": [], "open": [], "errors": [], "busy": 0}
         async with async_playwright() as pw:
-            # Chromium allows 6 connections per host name across all contexts of a browser; a class shares no
-            # browser. Each teacher gets its own host name for the same address (``<teacher>.classroom.test``),
-            # or the 6th open tool page waits for the others' long-lived connections (measured: 5 of 10 and 5 of
-            # 20 teachers opened the tool with one host name, the rest waited out 300 s on the hub's pending page).
+            # Chromium limits connections per host name (6), and a class shares no browser: each teacher gets a
+            # host name of its own for the same address (``<teacher>.classroom.test``). This alone did not fix
+            # the teachers stuck on the hub's pending page (16 of 20 still were; docs/operations.md).
             args_ = CHROMIUM_ARGS + ([f"--host-resolver-rules=MAP *.classroom.test {urlparse(platform.url).hostname}"]
                                     if args.host_per_teacher else [])
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=args_)
