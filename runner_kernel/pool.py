@@ -188,6 +188,10 @@ class KernelPool:
     """Keeps ``size`` kernels started and ready.
 
     Use as ``async with KernelPool(...) as pool`` or call ``await pool.start()`` / ``await pool.shutdown()``.
+
+    ``refill_delay``: seconds between a run's release and the start of its replacement, so the kernel start
+    (1-3 s of CPU) does not compete with the page drawing the run's result on a small machine. An ``acquire()``
+    that finds the pool empty starts a delayed refill at once.
     """
 
     def __init__(
@@ -203,6 +207,7 @@ class KernelPool:
         extra_env: dict[str, str] | None = None,
         startup_timeout: float = 60.0,
         landlock: str | None = None,
+        refill_delay: float = 0.0,
     ):
         self.size = size
         self.limits = limits or RunLimits()
@@ -210,6 +215,7 @@ class KernelPool:
         self.python = python
         self.extra_env = extra_env
         self.startup_timeout = startup_timeout
+        self.refill_delay = refill_delay
         root = os.geteuid() == 0
         # As root, RLIMIT_NPROC binds nothing and file modes protect nothing: run kernels as a dedicated user.
         self.run_as = (RUNNER_USER if root else None) if run_as == "auto" else run_as
@@ -222,6 +228,8 @@ class KernelPool:
         self._live: set[_KernelManager] = set()  # every kernel process we own, whatever its stage
         self._tasks: set[asyncio.Task] = set()
         self._starting = 0
+        self._hurry = asyncio.Event()  # set while an acquire() waits: delayed refills start now
+        self._waiting = 0
         self._closing = False
         self.stats = {"started": 0, "start_failures": 0, "acquired": 0, "wait_s_total": 0.0, "wait_s_last": 0.0,
                       "last_start_error": None}
@@ -278,11 +286,24 @@ class KernelPool:
         deadline = None if timeout is None else t0 + timeout
         while True:
             remaining = None if deadline is None else max(0.0, deadline - time.perf_counter())
-            kernel = await asyncio.wait_for(self._ready.get(), remaining)
             if self._ready.empty():
-                # Ran dry: start refills now. Otherwise release() starts them once the run is over, so a kernel
-                # start (1-2 s of CPU) does not compete with the run on a small machine.
+                # someone waits: refills start now, delayed ones too
+                self._waiting += 1
+                self._hurry.set()
                 self._fill()
+                try:
+                    kernel = await asyncio.wait_for(self._ready.get(), remaining)
+                finally:
+                    self._waiting -= 1
+                    if not self._waiting:
+                        self._hurry.clear()
+            else:
+                kernel = self._ready.get_nowait()
+            if self._ready.empty():
+                # Ran dry: refill after refill_delay. Otherwise release() starts them once the run is over, so a
+                # kernel start (1-2 s of CPU) does not compete with the run, or the page drawing it, on a small
+                # machine.
+                self._fill(self.refill_delay)
             if kernel.alive():
                 break
             log.warning("pooled kernel %s died while idle; discarding it", kernel.pid)
@@ -297,7 +318,7 @@ class KernelPool:
         """Kill a kernel after its run (or unused), start its replacement, clean up in the background."""
         kernel.kill()
         if self._ready is not None:
-            self._fill()
+            self._fill(self.refill_delay)
         self._spawn(self._dispose(kernel))
 
     @property
@@ -312,15 +333,20 @@ class KernelPool:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    def _fill(self) -> None:
+    def _fill(self, after: float = 0.0) -> None:
         while not self._closing and self._ready.qsize() + self._starting < self.size:
             self._starting += 1
-            self._spawn(self._keep_one())
+            self._spawn(self._keep_one(after))
 
-    async def _keep_one(self) -> None:
+    async def _keep_one(self, after: float = 0.0) -> None:
         """Start one kernel, retrying with backoff: a hostile run may briefly exhaust the account's processes."""
         delay = 0.5
         try:
+            if after > 0 and not self._hurry.is_set():
+                try:
+                    await asyncio.wait_for(self._hurry.wait(), after)
+                except TimeoutError:
+                    pass
             while not self._closing:
                 try:
                     kernel = await self._start_kernel()

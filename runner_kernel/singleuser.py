@@ -25,6 +25,7 @@ import fnmatch
 import json
 import os
 import random
+import re
 import sys
 import time
 from datetime import timezone
@@ -35,6 +36,7 @@ _T0 = time.monotonic()
 
 import tornado.web  # noqa: E402
 from jupyter_core.paths import jupyter_config_path  # noqa: E402
+from jupyter_server.base.handlers import FileFindHandler  # noqa: E402
 from jupyter_server.services.kernels.kernelmanager import (  # noqa: E402
     AsyncMappingKernelManager,
     MappingKernelManager,
@@ -83,7 +85,7 @@ from traitlets.config import Config  # noqa: E402
 from voila.app import Voila  # noqa: E402
 from voila.paths import collect_static_paths, collect_template_paths  # noqa: E402
 from voila.request_info_handler import RequestInfoSocketHandler  # noqa: E402
-from voila.static_file_handler import TemplateStaticFileHandler  # noqa: E402
+from voila.static_file_handler import MultiStaticFileHandler, TemplateStaticFileHandler  # noqa: E402
 from voila.tornado.handler import TornadoVoilaHandler  # noqa: E402
 from voila.utils import ENV_VARIABLE  # noqa: E402
 
@@ -209,6 +211,35 @@ class PrivateRequestInfoHandler(RequestInfoSocketHandler):
 # Handlers
 
 
+#: Cache-Control of versioned static files: a new version has a new URL, so the browser never needs to ask again.
+IMMUTABLE = "public, max-age=31536000, immutable"
+#: ``<name>.<content hash>.<ext>``: how webpack names JupyterLab extensions' chunks and remote entries.
+_CONTENT_HASHED = re.compile(r"\.[0-9a-f]{16,}\.(?:js|css|wasm|woff2?|ttf|eot|svg|png|gif)$")
+
+
+def versioned_asset(path: str, arguments: dict) -> bool:
+    """A static URL whose content can never change: a ``?v=`` version query or a content-hashed file name."""
+    return bool(arguments.get("v")) or bool(_CONTENT_HASHED.search(path))
+
+
+class CacheVersionedMixin:
+    """Versioned static files cacheable for a year. Voila serves ``voila/labextensions/`` with ``no-cache``
+    throughout, so the browser revalidated the widget extensions' ~20 files (a 304 each) on every page load."""
+
+    def set_headers(self):
+        super().set_headers()
+        if versioned_asset(self.request.path, self.request.arguments):
+            self.set_header("Cache-Control", IMMUTABLE)
+
+
+class LabExtensionsHandler(CacheVersionedMixin, FileFindHandler):
+    pass
+
+
+class VoilaStaticHandler(CacheVersionedMixin, MultiStaticFileHandler):
+    pass
+
+
 class ToolPageHandler(TornadoVoilaHandler):
     """The notebook page. Hands the viewer's OAuth token to this page's kernel, and records activity."""
 
@@ -236,7 +267,7 @@ def project_template(name: str) -> tuple[Path, str] | None:
     return own, json.loads((own / "conf.json").read_text()).get("base_template", "lab")
 
 
-class ProjectTemplateStaticFileHandler(TemplateStaticFileHandler):
+class ProjectTemplateStaticFileHandler(CacheVersionedMixin, TemplateStaticFileHandler):
     """``voila/templates/<name>/static/…`` for the project's own templates too (their static files, then their
     base template's); Voila's handler only knows templates on the Jupyter data path."""
 
@@ -316,6 +347,7 @@ class SkriptoteketVoila(Voila):
         "activity-interval": "SkriptoteketVoila.hub_activity_interval",
         "fill-delay": "SkriptoteketVoila.fill_delay",
         "runner-pool-size": "SkriptoteketVoila.runner_pool_size",
+        "runner-refill-delay": "SkriptoteketVoila.runner_refill_delay",
     }
     flags = {
         **Voila.flags,
@@ -337,10 +369,11 @@ class SkriptoteketVoila(Voila):
         uploaded through an ipywidgets FileUpload plus base64/JSON overhead (20 MiB * 4/3 = 26.7 MiB).""",
     )
     fill_delay = Float(
-        0.1,
+        1.5,
         config=True,
-        help="""Seconds before a used pool kernel is replaced (Voila's default is 1 s). A request that finds the
-        pool empty waits for the replacement, so this delay is added to it.""",
+        help="""Seconds before a used pool kernel is replaced (Voila's default is 1 s). The replacement's start
+        (1-3 s of CPU) then does not compete with the page being drawn; a request that finds the pool empty
+        waits for the replacement, so this delay is added to it.""",
     )
     pass_user_token = Bool(
         True,
@@ -356,6 +389,13 @@ class SkriptoteketVoila(Voila):
         1,
         config=True,
         help="Warm kernels kept for running tools (each ~55 MB idle); 0 starts one per run (slow).",
+    )
+    runner_refill_delay = Float(
+        1.5,
+        config=True,
+        help="""Seconds between a tool run taking the runner's warm kernel and its replacement starting, so the
+        start does not compete with the page drawing the result (a run that finds the pool empty starts it at
+        once).""",
     )
     runner_start_wait = Float(
         20.0,
@@ -424,7 +464,9 @@ class SkriptoteketVoila(Voila):
             from .runner_host import RunnerHost
 
             # before any page kernel starts: they find the host through $SKRIPTOTEKET_RUNNER_DIR
-            self.runner_host = RunnerHost(self.runner_pool_size)
+            self.runner_host = RunnerHost(
+                self.runner_pool_size, pool_options={"refill_delay": self.runner_refill_delay}
+            )
             self.runner_host.prepare()
 
     def setup_template_dirs(self):
@@ -500,6 +542,10 @@ class SkriptoteketVoila(Voila):
                 spec = (pattern, ToolPageHandler, *rest)
             if handler_class is TemplateStaticFileHandler:
                 spec = (pattern, ProjectTemplateStaticFileHandler, *rest)
+            if handler_class is FileFindHandler and pattern.endswith("/voila/labextensions/(.*)"):
+                spec = (pattern, LabExtensionsHandler, *rest)
+            if handler_class is MultiStaticFileHandler:
+                spec = (pattern, VoilaStaticHandler, *rest)
             handlers.append(spec)
         ready = (url_path_join(self.server_url, "ready"), ReadyHandler, {"app": self})
         return [ready, *handlers]

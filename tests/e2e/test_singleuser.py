@@ -282,6 +282,24 @@ def test_readiness_url_is_cheap_and_public(alice, hub):
     print(f"\nready URL through the proxy: {seconds * 1000:.1f} ms -> {body}")
 
 
+def test_versioned_bundles_are_cacheable_and_the_page_is_not(alice):
+    """The widget extensions' bundles have content-hashed names: the browser keeps them instead of asking again
+    on every page load (Voila marks them ``no-cache``). The page itself (it names its kernel) is never stored."""
+    _wait_warm(alice)
+    r, _ = _page(alice, "/user/alice/?tool=cache")
+    assert r.status_code == 200
+    assert "no-store" in r.headers.get("Cache-Control", "")
+    config = json.loads(re.search(r'<script id="jupyter-config-data"[^>]*>(.*?)</script>', r.text, re.DOTALL).group(1))
+    ext = next(e for e in config["federated_extensions"] if e["name"] == "@jupyter-widgets/jupyterlab-manager")
+    base = f"{config['fullLabextensionsUrl']}/{ext['name']}"
+    bundle = alice.get(f"{base}/{ext['load']}")
+    assert bundle.status_code == 200 and bundle.content
+    assert bundle.headers.get("Cache-Control") == "public, max-age=31536000, immutable"
+    # an unversioned file there is still revalidated on every use
+    meta = alice.get(f"{base}/package.json")
+    assert meta.status_code == 200 and meta.headers.get("Cache-Control") == "no-cache"
+
+
 def _ws_url(hub, path: str) -> str:
     return "ws" + hub["base"][len("http") :] + path
 
