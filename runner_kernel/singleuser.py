@@ -240,6 +240,29 @@ class VoilaStaticHandler(CacheVersionedMixin, MultiStaticFileHandler):
     pass
 
 
+def hurry_refill(kernel_manager, request_url: str) -> int:
+    """Start now the pool refills still waiting out ``fill_delay``: this request would otherwise wait for the
+    delay too. Voila's refill task sleeps in ``wait_before`` first; cancelled there, it has started nothing."""
+    hurried = 0
+    for name, pool in getattr(kernel_manager, "_pools", {}).items():
+        for task in list(pool):
+            waiting_on = getattr(task.get_coro(), "cr_await", None)
+            if task.done() or getattr(waiting_on, "__name__", "") != "sleep":
+                continue
+            pool.remove(task)
+            task.cancel()
+            # the never-started kernel start would warn "never awaited"
+            pending = task.get_coro().cr_frame.f_locals.get("aw")
+            if pending is not None and hasattr(pending, "close"):
+                pending.close()
+            hurried += 1
+        if hurried:
+            kernel_manager.fill_if_needed(
+                delay=0, notebook_name=name, extra_kernel_env_variables={ENV_VARIABLE.VOILA_REQUEST_URL: request_url}
+            )
+    return hurried
+
+
 class ToolPageHandler(TornadoVoilaHandler):
     """The notebook page. Hands the viewer's OAuth token to this page's kernel, and records activity."""
 
@@ -249,6 +272,8 @@ class ToolPageHandler(TornadoVoilaHandler):
         # only the server may set this header; a client-sent copy is discarded
         if USER_TOKEN_HEADER in self.request.headers:
             del self.request.headers[USER_TOKEN_HEADER]
+        if hurry_refill(self.kernel_manager, self.request.full_url()):
+            self.log.info("Pool drained: refill started without its delay for this request")
         if self.settings.get("skriptoteket_pass_user_token"):
             token = self.identity_provider.hub_auth.get_token(self)
             if token:
