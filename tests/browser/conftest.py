@@ -3,11 +3,18 @@ Debian's Chromium through Playwright. Never ``playwright install``."""
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from tests.e2e.conftest import platform  # noqa: F401 - the session-wide real platform fixture
 
 CHROMIUM = "/usr/bin/chromium"
+# Where the path tests leave their screenshots. docs/img is refreshed on purpose only:
+#   SKRIPTOTEKET_SCREENSHOTS=docs/img ./scripts/test.sh tests/browser/test_teacher_path.py tests/browser/test_authoring.py
+SCREENSHOTS = Path(os.environ.get("SKRIPTOTEKET_SCREENSHOTS") or Path(tempfile.gettempdir()) / "skriptoteket-screenshots")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--no-first-run", "--disable-sync",

@@ -1,7 +1,7 @@
 """The author's path, in Chromium, through the real hub: JupyterLab (the named server ``lab``) with the starter
 template as a new tool's notebook; run it (the live preview renders the tool as teachers see it, in the sandbox);
 change the source in the editor, run the preview again: the new output, then an intentional traceback for the
-author; fix it, save, submit. Then a reviewer sees it in the review queue. Screenshots go to docs/img/authoring-*.
+author; fix it, save, submit. Then a reviewer sees it in the review queue. Screenshots go to $SKRIPTOTEKET_SCREENSHOTS/authoring-*.
 
 The tool and its notebook are made with the authoring library as the author (what ``%skr_new`` does), so the test
 starts where an author starts: a notebook in their JupyterLab.
@@ -11,19 +11,17 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 import pytest
 
 from runner_kernel.authoring.library import Authoring
 from runner_kernel.authoring.service import AuthoringAPI
 
+from .conftest import SCREENSHOTS as IMG
 from .conftest import login
 
 pytestmark = [pytest.mark.browser, pytest.mark.hub, pytest.mark.timeout(900)]
 
-ROOT = Path(__file__).resolve().parents[2]
-IMG = ROOT / "docs" / "img"
 AUTHOR, REVIEWER = "lab-amy", "lab-rita"
 # One line (the editor's auto-indent cannot bend it): wraps run_tool; LIMIT is not defined yet -> NameError.
 EDIT = ('run_tool = (lambda f: lambda i, o: (lambda r: {**r, "outputs": [{"kind": "notice", "level": "warning", '

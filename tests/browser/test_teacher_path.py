@@ -2,7 +2,7 @@
 
 One platform for the module; the tests run in order and build on each other (a teacher's visit): open a tool
 from the catalog, fill every field kind, upload two files, run, follow up, reload, download, replay, and the
-refusals. Screenshots of the path go to docs/img/ (docs/teacher-path.md).
+refusals. Screenshots of the path go to $SKRIPTOTEKET_SCREENSHOTS (docs/teacher-path.md).
 """
 
 from __future__ import annotations
@@ -19,13 +19,12 @@ import sqlalchemy as sa
 
 from skriptoteket_ext import tables as t
 
+from .conftest import SCREENSHOTS as IMG
 from .conftest import login
 from .tools import publish_all
 
 pytestmark = [pytest.mark.browser, pytest.mark.hub, pytest.mark.timeout(900)]
 
-ROOT = Path(__file__).resolve().parents[2]
-IMG = ROOT / "docs" / "img"
 APP_READY = ".skr-app .skr-title, .skr-app .skr-message"
 ARTIFACT_BYTES = bytes(range(256)) * 8  # what group-maker writes to output/report.bin
 
