@@ -27,9 +27,9 @@ def fake(fake_openai):
 import shutil  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import httpx  # noqa: E402
 
 from tests.conftest import private_tmpdir  # noqa: E402
+from tests.e2e.api_user import ApiUser  # noqa: E402
 from tests.e2e.conftest import _running, platform, start_platform, stop_platform  # noqa: E402,F401
 
 AI_TIMEOUT = 4  # seconds: the timeout test makes the model wait longer
@@ -59,24 +59,4 @@ def ai_platform(fake_openai):
     shutil.rmtree(path, ignore_errors=True)
 
 
-class Author:
-    """A user of the service's API with their own hub token."""
-
-    def __init__(self, platform, name, *groups):
-        if name != "admin":
-            platform.create_user(name, *groups)
-        self.name = name
-        self.token = platform.token_for(name)
-        self.api = f"{platform.service_url}/api/v1"
-
-    def headers(self, **extra) -> dict:
-        return {"Authorization": f"token {self.token}", **extra}
-
-    def __call__(self, method, path, **kw):
-        headers = self.headers(**kw.pop("headers", {}))
-        return httpx.request(method, f"{self.api}/{path}", headers=headers, timeout=60, **kw)
-
-    def ok(self, method, path, **kw):
-        r = self(method, path, **kw)
-        assert r.status_code < 300, (method, path, r.status_code, r.text)
-        return r.json() if r.content else None
+Author = ApiUser
