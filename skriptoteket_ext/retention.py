@@ -145,12 +145,15 @@ def sweep_run_inputs(conn, policy: RetentionPolicy, now: datetime, dry_run: bool
     return result
 
 
+# run_inputs before session_files: an input a session file adopted is that job's to delete, and a run whose
+# inputs were swept is not looked at again; the other order would count such a blob twice, and a dry run
+# (which deletes no session file) would report less than the real run removes.
 JOBS: dict[str, Callable[..., JobResult]] = {
     "artifacts": expire_artifacts,
+    "run_inputs": sweep_run_inputs,
     "session_files": sweep_session_files,
     "snapshots": sweep_snapshots,
     "draft_locks": sweep_draft_locks,
-    "run_inputs": sweep_run_inputs,
 }
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -10,7 +14,7 @@ import sqlalchemy as sa
 
 from skriptoteket_ext import migrate, retention
 from skriptoteket_ext import tables as t
-from skriptoteket_ext.blobs import DirectoryBlobStore
+from skriptoteket_ext.blobs import BlobNotFound, DirectoryBlobStore
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
 
@@ -98,8 +102,8 @@ def test_jobs_with_a_fake_clock(world):
     engine, store, old, new = world["engine"], world["store"], world["old_run"], world["new_run"]
     results = retention.run_all(engine, store, retention.RetentionPolicy(), now=world["now"])
     done = {r.job: r.count for r in results}
-    # run_inputs also names bo's input, whose session file the session_files job has just removed
-    assert done == {"artifacts": 1, "session_files": 1, "snapshots": 1, "draft_locks": 1, "run_inputs": 2}
+    # bo's input goes with his idle session file (session_files), not a second time as a run input
+    assert done == {"artifacts": 1, "session_files": 1, "snapshots": 1, "draft_locks": 1, "run_inputs": 1}
     after = counts(engine)
     # the expired artifact's row stays, marked; its bytes are gone; the new one is untouched
     assert after["artifacts"] == 2 and after["expired_artifacts"] == 1
@@ -152,3 +156,27 @@ def test_a_longer_policy_keeps_more(world):
     policy = retention.RetentionPolicy(session_file_idle_hours=72, input_grace_hours=24 * 30)
     done = {r.job: r.count for r in retention.run_all(world["engine"], world["store"], policy, now=world["now"])}
     assert done["session_files"] == 0 and done["run_inputs"] == 0
+
+
+def test_the_cli_dry_run_reports_and_changes_nothing_then_the_real_run_removes(world, tmp_path):
+    """``skriptoteket retention`` as an operator runs it, on the real clock (the world is months old by now)."""
+    env = {**os.environ, "SKRIPTOTEKET_HOME": str(tmp_path),  # the blob store is <home>/blobs
+           "SKRIPTOTEKET_DB_URL": world["engine"].url.render_as_string(hide_password=False),
+           "SKRIPTOTEKET_HUB_DB_URL": world["engine"].url.render_as_string(hide_password=False)}
+    artifact = f"runs/{world['old_run']}/artifacts/report_txt"
+
+    def cli(*args):
+        done = subprocess.run([sys.executable, "-m", "skriptoteket_ext.cli", "retention", "--json", *args],
+                              env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return {r["job"]: r["count"] for r in json.loads(done.stdout)}
+
+    before = counts(world["engine"])
+    planned = cli("--dry-run")
+    assert planned["artifacts"] == 2 and planned["snapshots"] == 2 and planned["draft_locks"] == 1, planned
+    assert counts(world["engine"]) == before and world["store"].size(artifact) == 6
+    assert cli() == planned  # the real run removes what the dry run said
+    after = counts(world["engine"])
+    assert after["expired_artifacts"] == 2 and after["snapshots"] == 0 and after["locks"] == 0, after
+    with pytest.raises(BlobNotFound):
+        world["store"].size(artifact)
