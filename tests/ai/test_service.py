@@ -235,3 +235,20 @@ def test_with_every_capability_off_status_says_off_and_endpoints_answer_off(plat
         assert "off" in err["message"]
         err = error_of(amy("POST", path, json={**body, "stream": True}, headers={"Accept-Language": "sv"}), 503, "ai_off")
         assert "avstängd" in err["message"]
+
+
+def test_model_calls_are_counted_by_capability_and_outcome(ai_platform, tool, fake):
+    """skriptoteket_ai_calls_total in the service's Prometheus metrics (docs/operations.md), read as an admin."""
+    reviewer, admin = Author(ai_platform, "ai-rhea", "reviewers"), Author(ai_platform, "admin")
+
+    def count(outcome: str) -> float:
+        text = httpx.get(f"{ai_platform.service_url}/metrics", headers=admin.headers(), timeout=30).text
+        line = f'skriptoteket_ai_calls_total{{capability="explain",outcome="{outcome}"}} '
+        return next((float(x[len(line):]) for x in text.splitlines() if x.startswith(line)), 0.0)
+
+    before = {outcome: count(outcome) for outcome in ("succeeded", "failed")}
+    fake.script(Reply(text="The name x is not defined."))
+    assert reviewer("POST", f"tools/{tool['id']}/ai/explain", json={"error": "NameError"}).status_code == 200
+    fake.script(Reply(status=500, error_message="boom"))
+    assert reviewer("POST", f"tools/{tool['id']}/ai/explain", json={"error": "NameError"}).status_code == 502
+    assert count("succeeded") == before["succeeded"] + 1 and count("failed") == before["failed"] + 1
