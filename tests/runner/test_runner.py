@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import textwrap
@@ -9,7 +10,7 @@ import textwrap
 import psutil
 import pytest
 
-from runner_kernel import RunLimits
+from runner_kernel import KernelPool, RunLimits
 from runner_kernel.artifacts import artifact_id
 
 from .conftest import PARENT_SECRETS
@@ -418,3 +419,17 @@ async def test_an_empty_pool_waits_and_reports_the_wait(pool, runner):
         pool.release(kernel)
     assert outcome.status == "succeeded"
     assert outcome.timings["queue_wait_s"] > 0.2
+
+
+async def test_a_delayed_refill_waits_unless_someone_needs_a_kernel():
+    """refill_delay keeps a replacement kernel from starting while the page draws the run; an acquire() that
+    finds the pool empty starts the delayed refill at once instead of waiting the delay out."""
+    async with KernelPool(size=1, preload=(), refill_delay=30.0) as pool:
+        await pool.wait_ready()
+        first = await pool.acquire()
+        await asyncio.sleep(2)
+        assert pool.ready_count == 0 and pool.stats["started"] == 1  # the replacement waits out its delay
+        second = await pool.acquire(timeout=25)  # without the hurry this would take 30 s and more
+        assert second.wait_s < 25 and pool.stats["started"] == 2
+        pool.release(first)
+        pool.release(second)
