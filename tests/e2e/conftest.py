@@ -151,3 +151,14 @@ def pytest_runtest_makereport(item, call):
     report = outcome.get_result()
     if report.failed and _running:
         report.sections.append(("platform log (tail)", _running[-1].log()[-6000:]))
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.5, message: str = "condition", describe=None):
+    """``describe()`` (optional) says what the platform looked like when the wait timed out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {message}" + (f"\n{describe()}" if describe else ""))

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,6 +23,8 @@ from websockets.sync.client import connect as ws_connect
 
 from skriptoteket_ext.pgserver import free_port
 
+from .conftest import wait_for
+
 pytestmark = [pytest.mark.hub, pytest.mark.timeout(300)]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,14 +35,6 @@ PASSWORD = "pw-" + secrets.token_hex(8)
 TOOL_QUERY = "/user/alice/?tool=demo-tool"
 
 
-def _wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
 
 
 def _get_or_none(client: httpx.Client, url: str, **kw):
@@ -87,11 +80,11 @@ def hub(pg_server, tmp_path_factory):
     try:
         with httpx.Client(timeout=5) as c:
             t0 = time.monotonic()
-            _wait_for(
+            wait_for(
                 lambda: proc.poll() is None and (r := _get_or_none(c, base + "/hub/api/")) and r.status_code == 200
                 or (proc.poll() is not None and pytest.fail("hub exited:\n" + log_path.read_text()[-4000:])),
                 60,
-                "the hub",
+                interval=0.1, message="the hub",
             )
             print(f"\nhub up in {time.monotonic() - t0:.2f} s")
         yield {"base": base, "proc": proc, "log": log_path, "started": started}
@@ -136,11 +129,10 @@ def _remember_children(hub):
 
 def _wait_warm(client: httpx.Client, timeout: float = 60) -> float:
     t0 = time.monotonic()
-    _wait_for(
+    wait_for(
         lambda: (r := _get_or_none(client, "/user/alice/ready?warm=1")) is not None and r.status_code == 200,
         timeout,
-        "a warm kernel",
-        interval=0.05,
+        interval=0.05, message="a warm kernel",
     )
     return time.monotonic() - t0
 
@@ -163,13 +155,12 @@ def alice(hub):
     t0 = time.monotonic()
     r = client.get("/hub/spawn")
     assert r.status_code in (302, 303), r.text[:500]
-    _wait_for(
+    wait_for(
         lambda: (r := _get_or_none(client, "/user/alice/ready")) is not None
         and r.status_code == 200
         and r.headers.get("content-type", "").startswith("application/json"),
         90,
-        "alice's server",
-        interval=0.05,
+        interval=0.05, message="alice's server",
     )
     spawn = time.monotonic() - t0
     _remember_children(hub)
@@ -378,6 +369,6 @@ def test_activity_reaches_the_hub(alice, hub):
     time.sleep(1.1)
     _page(alice, "/user/alice/?tool=activity")
     # the test hub config runs the server with --activity-interval=2
-    after = _wait_for(lambda: (a := server_activity()) != before and a, 15, "an activity report")
+    after = wait_for(lambda: (a := server_activity()) != before and a, 15, 0.1, "an activity report")
     print(f"\nhub last_activity {before} -> {after}")
     assert after > before

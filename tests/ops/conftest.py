@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
@@ -18,7 +17,13 @@ import pytest
 from tests.browser.conftest import browser, login  # noqa: F401 - Chromium through Playwright
 from tests.browser.tools import NOOP, publish
 from tests.conftest import private_tmpdir
-from tests.e2e.conftest import RunningPlatform, _running, start_platform, stop_platform
+from tests.e2e.conftest import (  # noqa: F401
+    RunningPlatform,
+    _running,
+    start_platform,
+    stop_platform,
+    wait_for,
+)
 
 METRICS_TOKEN = "metrics-" + "5" * 40
 SLOW = "import time\n\ndef run_tool(input_dir, output_dir):\n    time.sleep(20)\n    return {'outputs': []}\n"
@@ -132,15 +137,6 @@ def user_server_process(platform: RunningPlatform, user: str) -> psutil.Process 
                         lambda env: env.get("JUPYTERHUB_USER") == user and hub in env.get("JUPYTERHUB_API_URL", ""))
 
 
-def wait_for(predicate, timeout: float, interval: float = 0.5, message: str = "condition", describe=None):
-    """``describe()`` (optional) says what the platform looked like when the wait timed out."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {message}" + (f"\n{describe()}" if describe else ""))
 
 
 def wait_page(page, selector: str, timeout_ms: int, platform: RunningPlatform, state: str = "visible"):
