@@ -1,19 +1,30 @@
 """A classroom: N teachers log in at once and each runs a light, realistic tool M times, through the real path.
 
-    .venv/bin/python benchmarks/classroom.py [--teachers 20] [--runs 5] [--think 1.0] [--stagger 1] [--no-barrier]
+    .venv/bin/python benchmarks/classroom.py [--teachers 20] [--runs 5] [--browser 1] [--think 1.0] [--stagger 1]
+                                             [--no-barrier]
 
 What runs: ``skriptoteket up`` (demo mode: hub, proxy, service, embedded Postgres) in a temp home; one user
 server per teacher (standalone Voila with preheated kernels and a warm runner pool), spawned by the first tool
-link. Each teacher is a headless Chromium context (one browser process, N contexts): log in through the hub's
-form, open ``/hub/user-redirect/?tool=class-groups``; once every teacher's tool is open (``Gate``), all press
-Run M times. A run's latency is click → the page
-shows the result (the app's ``skr-done-<n>`` marker): widget event → Voila kernel → POST runs → runner kernel →
-POST result → render. This is the path a teacher takes, not a model of it; the price is that Chromium's own CPU
-is on the same 2 cores (measured and printed, so its share is visible).
+link. Each teacher logs in through the hub's form and opens ``/hub/user-redirect/?tool=class-groups``; once
+every teacher's tool is open (``Gate``), all press Run M times. A run's latency is click → the page has the
+result (the app's ``skr-done-<n>`` marker): widget event → Voila kernel → POST runs → runner kernel → POST
+result → widget updates back to the page.
 
-Reported: p50/p95/max run latency, tool-open latency (includes the server spawn), errors (a result that is not
-the tool's output; "busy" answers are counted separately), and CPU seconds / peak RSS of the hub, the service,
-the user servers (with their kernels) and Chromium, sampled with psutil.
+Two kinds of teacher, reported separately:
+
+- protocol teachers (the default; ``teacher_client.ProtocolTeacher``): the page's HTTP and kernel-websocket
+  traffic without a browser (login form, spawn and pending page, OAuth, Voila page, widget state, the Run
+  button's click message, the widget updates). Same servers and network path, no rendering: in a classroom
+  the browsers run on the teachers' own machines, not on the server's cores.
+- browser teachers (``--browser N``, default 1): the first N teachers are headless Chromium contexts (one
+  browser process) that click the real button and wait for the drawn result, so the rendering path stays
+  covered. Their CPU is on the same 2 cores (measured and printed, so its share is visible).
+
+Reported per kind: p50/p95/max run latency, tool-open latency (after login → Run button available, includes
+the server spawn), errors (anything that is not the tool's result; "busy" answers are counted separately); and
+CPU seconds / peak RSS of the hub, the service, the user servers (with their kernels), Chromium and this
+process (the protocol teachers), sampled with psutil. The exit status is 1, with a FAILED line, when any
+teacher failed to open the tool, any run errored or a run is missing.
 """
 
 from __future__ import annotations
@@ -34,9 +45,10 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
-from tests.browser.tools import publish  # noqa: E402
-from tests.e2e.conftest import start_platform, stop_platform  # noqa: E402
+from benchmarks.teacher_client import ProtocolTeacher
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.browser.tools import publish
+from tests.e2e.conftest import start_platform, stop_platform
 
 CLASS_GROUPS = r'''
 import random
@@ -78,9 +90,9 @@ class Sampler:
 
     def roles(self) -> dict[str, list[psutil.Process]]:
         home, hub_port = str(self.platform.home), f":{self.platform.env['SKRIPTOTEKET_HUB_PORT']}/"
-        out: dict[str, list[psutil.Process]] = {"hub": [], "service": [], "user servers": [], "chromium": [],
-                                                "postgres": []}
         me = psutil.Process()
+        out: dict[str, list[psutil.Process]] = {"hub": [], "service": [], "user servers": [], "chromium": [],
+                                                "postgres": [], "benchmark": [me]}  # benchmark: protocol teachers
         chromium = {p.pid for p in me.children(recursive=True)}
         for proc in psutil.process_iter(["cmdline"]):
             try:
@@ -156,8 +168,12 @@ class Gate:
             await self.event.wait()
 
 
-async def teacher(browser, url: str, name: str, password: str, runs: int, think: float, stats: dict,
-                  gate: Gate, arrive: float = 0.0) -> None:
+def new_stats() -> dict:
+    return {"latency": [], "open": [], "errors": [], "run_errors": 0, "busy": 0, "teachers": 0}
+
+
+async def browser_teacher(browser, url: str, name: str, password: str, runs: int, think: float, stats: dict,
+                          gate: Gate, arrive: float = 0.0) -> None:
     await asyncio.sleep(arrive)  # a class does not arrive in the same millisecond
     context = await browser.new_context()
     context.set_default_timeout(180_000)  # 20 renderers starting on 2 cores: the login page alone took > 30 s
@@ -194,6 +210,7 @@ async def teacher(browser, url: str, name: str, password: str, runs: int, think:
                 await page.wait_for_selector(f".skr-app.skr-done-{n}", state="attached", timeout=300_000)
             except Exception as exc:  # noqa: BLE001 - this run failed; the teacher tries the next one
                 stats["errors"].append(f"{name} run {n}: {type(exc).__name__}: {str(exc).splitlines()[0]}"[:300])
+                stats["run_errors"] += 1
                 continue
             elapsed = time.monotonic() - t0
             text = (await page.locator(".skr-app").inner_text()).lower()
@@ -203,65 +220,144 @@ async def teacher(browser, url: str, name: str, password: str, runs: int, think:
                 stats["busy"] += 1
             else:
                 stats["errors"].append(f"{name} run {n}: {text[:200]!r}")
+                stats["run_errors"] += 1
         stats["finished"] = max(stats.get("finished", 0.0), time.monotonic())
     finally:
         await context.close()
 
 
-async def main_async(args) -> int:
-    from playwright.async_api import async_playwright
+async def protocol_teacher(url: str, name: str, password: str, runs: int, think: float, stats: dict,
+                           gate: Gate, arrive: float = 0.0) -> None:
+    """The same steps as ``browser_teacher``, as the page's HTTP/websocket traffic (``teacher_client``)."""
+    await asyncio.sleep(arrive)
+    client = ProtocolTeacher(url, name, password, timeout=300)
+    opened = False
+    try:
+        try:
+            await client.login()
+            t0 = time.monotonic()
+            await client.open_tool("class-groups")
+            stats["open"].append(time.monotonic() - t0)
+            opened = True
+        except Exception as exc:  # noqa: BLE001 - reported, the others go on
+            stats["errors"].append(f"{name} open: {type(exc).__name__} at {client.where}: {exc}"[:400])
+        finally:
+            gate.arrive()
+        if not opened:
+            return
+        await gate.wait()
+        for n in range(1, runs + 1):
+            await asyncio.sleep(think)
+            try:
+                outcome = await client.run(n)
+            except Exception as exc:  # noqa: BLE001 - this run failed (a timeout, a closed socket); reported
+                stats["errors"].append(f"{name} run {n}: {type(exc).__name__}: {exc}"[:300])
+                stats["run_errors"] += 1
+                if client.reader is not None and client.reader.done():
+                    return  # the socket is gone: the remaining runs are missing (and counted as such)
+                continue
+            if outcome.kind == "result":
+                stats["latency"].append(outcome.seconds)
+            elif outcome.kind == "busy":
+                stats["busy"] += 1
+            else:
+                stats["errors"].append(f"{name} run {n}: {outcome.text[:200]!r}")
+                stats["run_errors"] += 1
+        stats["finished"] = max(stats.get("finished", 0.0), time.monotonic())
+    finally:
+        await client.close()
 
+
+def report(kind: str, stats: dict, runs: int, what: str) -> list[str]:
+    """Print one kind of teacher's figures; return what went wrong (errors, missing runs)."""
+    lat, opened = stats["latency"], stats["open"]
+    if not stats["teachers"]:
+        return []
+    print(f"{kind} teachers ({stats['teachers']}):")
+    print(f"  run latency ({what}), {len(lat)} runs: p50 {percentile(lat, .5):.2f} s, "
+          f"p95 {percentile(lat, .95):.2f} s, max {max(lat, default=float('nan')):.2f} s, "
+          f"mean {statistics.mean(lat) if lat else float('nan'):.2f} s")
+    print(f"  tool open after login, incl. server spawn ({len(opened)} of {stats['teachers']}): "
+          f"p50 {percentile(opened, .5):.1f} s, p95 {percentile(opened, .95):.1f} s, "
+          f"max {max(opened, default=float('nan')):.1f} s")
+    print(f"  errors: {len(stats['errors'])}, busy answers: {stats['busy']}")
+    for err in stats["errors"][:10]:
+        print("    ", err)
+    problems = []
+    if stats["errors"]:
+        problems.append(f"{len(stats['errors'])} {kind} teacher error(s)")
+    missing = stats["teachers"] * runs - len(lat) - stats["busy"] - stats["run_errors"]
+    if missing > 0:
+        problems.append(f"{missing} {kind} run(s) missing (tool not open or socket lost)")
+    return problems
+
+
+async def main_async(args) -> int:
     home = Path(tempfile.mkdtemp(prefix="skr-classroom-")) / "home"
     print(f"starting the platform in {home} ...", flush=True)
     platform = start_platform(home, extra_env={"SKRIPTOTEKET_NO_SCREENSHOTS": "1"})
+    browser = pw = None
     try:
         publish(platform.postgres.url("skriptoteket"), "class-groups", title="Class groups", source=CLASS_GROUPS,
                 input_schema=[])
         names = [f"teacher{i:02d}" for i in range(args.teachers)]
         for name in names:
             platform.create_user(name)
-        stats = {"latency": [], "open": [], "errors": [], "busy": 0}
-        async with async_playwright() as pw:
+        n_browser = max(0, min(args.browser, len(names)))
+        stats = {"browser": new_stats(), "protocol": new_stats()}
+        stats["browser"]["teachers"], stats["protocol"]["teachers"] = n_browser, len(names) - n_browser
+        if n_browser:
+            from playwright.async_api import async_playwright
+
+            pw = await async_playwright().start()
             # Chromium limits connections per host name (6), and a class shares no browser: each teacher gets a
             # host name of its own for the same address (``<teacher>.classroom.test``). This alone did not fix
             # the teachers stuck on the hub's pending page (16 of 20 still were; docs/operations.md).
             args_ = CHROMIUM_ARGS + ([f"--host-resolver-rules=MAP *.classroom.test {urlparse(platform.url).hostname}"]
                                     if args.host_per_teacher else [])
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=args_)
-            sampler = Sampler(platform)
-            sampler.start()
-            t0 = time.monotonic()
-            gate = Gate(len(names), args.barrier)
-            await asyncio.gather(*(
-                teacher(browser, teacher_url(platform.url, name, args.host_per_teacher), name,
-                        platform.passwords[name], args.runs, args.think, stats,
-                        gate, arrive=i * args.stagger)
-                for i, name in enumerate(names)))
-            wall = time.monotonic() - t0
-            usage = sampler.stop()
-            await browser.close()
-        lat = stats["latency"]
-        print(f"\n{args.teachers} teachers x {args.runs} runs on {os.cpu_count()} cores in {wall:.0f} s "
-              f"(load average before/after: {args.load_before:.1f}/{os.getloadavg()[0]:.1f})")
-        print(f"run latency (click -> result on the page), {len(lat)} runs: p50 {percentile(lat, .5):.2f} s, "
-              f"p95 {percentile(lat, .95):.2f} s, max {max(lat) if lat else float('nan'):.2f} s, "
-              f"mean {statistics.mean(lat) if lat else float('nan'):.2f} s")
-        print(f"tool open incl. server spawn ({len(stats['open'])} teachers): p50 {percentile(stats['open'], .5):.1f} s, "
-              f"p95 {percentile(stats['open'], .95):.1f} s, max {max(stats['open'], default=float('nan')):.1f} s")
-        if args.barrier and gate.opened_at and stats.get("finished"):
-            phase = stats["finished"] - gate.opened_at
+        sampler = Sampler(platform)
+        sampler.start()
+        t0 = time.monotonic()
+        gate = Gate(len(names), args.barrier)
+        # the browser teachers arrive first (with the stagger: while the machine is least loaded)
+        await asyncio.gather(*(
+            browser_teacher(browser, teacher_url(platform.url, name, args.host_per_teacher), name,
+                            platform.passwords[name], args.runs, args.think, stats["browser"], gate,
+                            arrive=i * args.stagger)
+            if i < n_browser else
+            protocol_teacher(platform.url, name, platform.passwords[name], args.runs, args.think,
+                             stats["protocol"], gate, arrive=i * args.stagger)
+            for i, name in enumerate(names)))
+        wall = time.monotonic() - t0
+        usage = sampler.stop()
+        print(f"\n{args.teachers} teachers ({len(names) - n_browser} protocol, {n_browser} Chromium) x {args.runs} "
+              f"runs on {os.cpu_count()} cores in {wall:.0f} s (load average before/after: "
+              f"{args.load_before:.1f}/{os.getloadavg()[0]:.1f})")
+        problems = report("protocol", stats["protocol"], args.runs,
+                          "click message sent -> skr-done-<n> update received, nothing rendered")
+        problems += report("Chromium", stats["browser"], args.runs, "click -> result drawn on the page")
+        finished = [s["finished"] for s in stats.values() if s.get("finished")]
+        if args.barrier and gate.opened_at and finished:
+            phase = max(finished) - gate.opened_at
+            done = sum(len(s["latency"]) for s in stats.values())
             print(f"run phase (every tool open, then all teachers run at once): {phase:.0f} s, "
-                  f"{len(lat) / phase:.2f} runs/s")
-        print(f"errors: {len(stats['errors'])}, busy answers: {stats['busy']}")
-        for err in stats["errors"][:10]:
-            print("  ", err)
+                  f"{done / phase:.2f} runs/s")
+        print("CPU seconds and peak RSS per role (benchmark = this process: the protocol teachers and the sampler):")
         for role, u in usage.items():
             print(f"  {role:>13}: {u['cpu_s']:7.1f} CPU s, peak RSS {u['peak_rss_mb']} MiB")
         stored = run_durations(platform)
         print(f"the same runs as stored (POST runs -> POST result, without the page): {len(stored)} runs, "
               f"p50 {percentile(stored, .5):.2f} s, p95 {percentile(stored, .95):.2f} s")
-        return 0 if not stats["errors"] else 1
+        if problems:
+            print("FAILED: " + "; ".join(problems), file=sys.stderr, flush=True)
+            return 1
+        return 0
     finally:
+        if browser is not None:
+            await browser.close()
+        if pw is not None:
+            await pw.stop()
         stop_platform(platform)
         platform.postgres.stop(mode="immediate")
         if args.keep_log:
@@ -293,6 +389,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--teachers", type=int, default=20)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--browser", type=int, default=1, metavar="N",
+                        help="how many of the teachers are Chromium contexts (the rest are protocol teachers)")
     parser.add_argument("--think", type=float, default=1.0, help="seconds between a result and the next click")
     parser.add_argument("--stagger", type=float, default=1.0, help="seconds between two teachers' arrivals")
     parser.add_argument("--host-per-teacher", action=argparse.BooleanOptionalAction, default=True,
