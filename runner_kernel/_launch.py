@@ -1,6 +1,7 @@
-"""Tiny launcher run between fork and the kernel: apply limits, drop privileges, exec the kernel.
+"""The steps between fork and the kernel: apply limits, drop privileges, confine. The one place they live.
 
-Usage: python _launch.py '<json options>' -- kernel argv...
+``confine(options)`` is called by the fork server's children (``_zygote.py``, the default) and by this file run as
+a program, the exec path: ``python _launch.py '<json options>' -- kernel argv...`` applies them and execs the kernel.
 
 A separate program rather than a ``preexec_fn``: it keeps the parent able to use vfork (a fork of a big server
 process on every refill is slow), and nothing here can deadlock on a lock held by another parent thread.
@@ -40,9 +41,12 @@ def _setlimit(which, value):
     resource.setrlimit(which, (value, value))
 
 
-def main(argv):
-    options = json.loads(argv[1])
-    cmd = argv[argv.index("--") + 1 :]
+class ConfineError(Exception):
+    """A step that must not be skipped failed: the kernel must not start."""
+
+
+def confine(options):
+    """In order: network namespace, rlimits, drop to the kernel's account, umask, Landlock (last)."""
     uid, gid = options.get("uid"), options.get("gid")
     limits = options["limits"]
 
@@ -50,7 +54,7 @@ def main(argv):
         # Root only: a private network namespace with nothing but a down loopback. The kernel talks to the
         # runner over ipc sockets, which live in the file system and do not need a network.
         if ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWNET) != 0:
-            sys.exit(f"unshare(CLONE_NEWNET) failed: errno {ctypes.get_errno()}")
+            raise ConfineError(f"unshare(CLONE_NEWNET) failed: errno {ctypes.get_errno()}")
 
     target_uid = os.getuid() if uid is None else uid
     # The hard address-space cap leaves room for the idle kernel itself (~0.5-0.7 GiB of mappings with pandas
@@ -70,12 +74,21 @@ def main(argv):
     if options.get("landlock"):
         # Last: confine the kernel to its own directory and read-only system paths (no TCP, no ptrace or signals
         # outside it). Fails closed: the pool asked for it because the kernel supports it.
-        import _landlock  # this script's directory is sys.path[0]
+        import _landlock  # this script's directory is sys.path[0] (the fork server imported it before forking)
 
         try:
             _landlock.restrict([(path, rights) for path, rights in options["landlock"]])
         except OSError as e:
-            sys.exit(f"Landlock failed: {e}")
+            raise ConfineError(f"Landlock failed: {e}") from None
+
+
+def main(argv):
+    options = json.loads(argv[1])
+    cmd = argv[argv.index("--") + 1 :]
+    try:
+        confine(options)
+    except ConfineError as e:
+        sys.exit(str(e))
     os.execv(cmd[0], cmd)
 
 

@@ -3,6 +3,8 @@
 A kernel is started before the run it will serve is known: it gets a private directory with a work dir
 (``input/``, ``output/``, ``tmp/``) and has the heavy libraries tools use already imported. ``acquire()`` hands
 one out and starts a replacement in the background; ``release()`` kills it — a kernel never serves a second run.
+Kernels are forked from the pool's fork server (``_zygote.py``), which imported those libraries once; each is a
+fresh fork of that clean process. ``fork_server=False`` starts every kernel as a new interpreter instead.
 No global state: a pool belongs to the event loop it was started on, so a server can host one per user.
 """
 
@@ -14,6 +16,7 @@ import logging
 import os
 import pwd
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -24,14 +27,18 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jupyter_client import AsyncKernelManager
+from jupyter_client import AsyncKernelClient
+from jupyter_client.connect import write_connection_file
+from jupyter_client.session import new_id_bytes
 
+from .forkserver import ForkServer
 from .limits import RunLimits
 
 log = logging.getLogger("runner_kernel")
 
 TOOLKIT_DIR = Path(__file__).with_name("toolkit")
 LAUNCHER = Path(__file__).with_name("_launch.py")
+KERNEL_ARGS = ["--HistoryManager.enabled=False"]  # the fork server's children get the same (_zygote.py)
 RUNNER_USER = "skriptoteket-runner"
 DEFAULT_PRELOAD = ("pandas", "openpyxl")
 #: Landlock for kernels (runner_kernel/_landlock.py): ``off`` (default), ``auto`` (when the kernel supports it; the
@@ -128,32 +135,16 @@ def ensure_searchable(paths: list[str]) -> list[str]:
     return changed
 
 
-class _KernelManager(AsyncKernelManager):
-    """Starts the kernel through our launcher and hands the connection file to the kernel's account."""
-
-    launcher_prefix: list[str] = []
-    owner: tuple[int, int] | None = None
-
-    def format_kernel_cmd(self, extra_arguments=None):
-        cmd = super().format_kernel_cmd(extra_arguments)
-        return [*self.launcher_prefix, *cmd, "--HistoryManager.enabled=False"]
-
-    def write_connection_file(self, **kwargs):
-        super().write_connection_file(**kwargs)
-        if self.owner:
-            os.chown(self.connection_file, *self.owner)
-
-
 @dataclass(eq=False)
 class PooledKernel:
     """One started kernel and its private directory. Used for exactly one run."""
 
-    km: AsyncKernelManager
-    kc: object  # AsyncKernelClient
+    kc: AsyncKernelClient
     root: Path  # private (0700) directory: connection file, ipc sockets, tool source, result
-    pid: int  # also its process group and session id (start_new_session)
+    pid: int  # also its process group and session id (setsid)
     owner: tuple[int, int] | None
     died: asyncio.Future = field(repr=False)  # resolves when the process exits (pidfd, no polling)
+    proc: subprocess.Popen | None = None  # exec path only; a forked kernel is the fork server's child
     pidfd: int = -1
     wait_s: float = 0.0  # how long acquire() waited for it
 
@@ -169,12 +160,14 @@ class PooledKernel:
     def output_dir(self) -> Path:
         return self.work_dir / "output"
 
-    @property
-    def process(self) -> subprocess.Popen:
-        return self.km.provisioner.process
-
     def alive(self) -> bool:
-        return self.process.poll() is None
+        if self.pidfd >= 0:  # readable once the process has exited
+            return not select.select([self.pidfd], [], [], 0)[0]
+        return not self.died.done()
+
+    def exit_status(self) -> str:
+        """For logs: the exit code if we are its parent (exec path); a forked kernel is reaped by the fork server."""
+        return "unknown (reaped by the fork server)" if self.proc is None else str(self.proc.poll())
 
     def kill(self) -> None:
         """SIGKILL the kernel's whole process group: forked children die with it. Cheap; safe to repeat."""
@@ -182,6 +175,11 @@ class PooledKernel:
             os.killpg(self.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+        if self.pidfd >= 0:  # the kernel itself, even if it had not called setsid yet
+            try:
+                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+            except OSError:
+                pass
 
 
 class KernelPool:
@@ -208,6 +206,7 @@ class KernelPool:
         startup_timeout: float = 60.0,
         landlock: str | None = None,
         refill_delay: float = 0.0,
+        fork_server: bool = True,
     ):
         self.size = size
         self.limits = limits or RunLimits()
@@ -216,6 +215,7 @@ class KernelPool:
         self.extra_env = extra_env
         self.startup_timeout = startup_timeout
         self.refill_delay = refill_delay
+        self.fork_server = fork_server
         root = os.geteuid() == 0
         # As root, RLIMIT_NPROC binds nothing and file modes protect nothing: run kernels as a dedicated user.
         self.run_as = (RUNNER_USER if root else None) if run_as == "auto" else run_as
@@ -225,14 +225,18 @@ class KernelPool:
         self._owner: tuple[int, int] | None = None
         self._base: Path | None = None
         self._ready: asyncio.Queue[PooledKernel] | None = None
-        self._live: set[_KernelManager] = set()  # every kernel process we own, whatever its stage
+        self._live: set[int] = set()  # pid of every kernel process we own, whatever its stage
+        self._zygote: ForkServer | None = None
+        self._zygote_lock = asyncio.Lock()
+        self._forking = 0  # fork requests whose reply (the pid) has not arrived yet
         self._tasks: set[asyncio.Task] = set()
         self._starting = 0
         self._hurry = asyncio.Event()  # set while an acquire() waits: delayed refills start now
         self._waiting = 0
         self._closing = False
         self.stats = {"started": 0, "start_failures": 0, "acquired": 0, "wait_s_total": 0.0, "wait_s_last": 0.0,
-                      "last_start_error": None}
+                      "last_start_error": None, "start_s_last": 0.0, "start_cpu_s_last": 0.0,
+                      "fork_server_starts": 0}
 
     # ------------------------------------------------------------------------------------------ lifecycle
 
@@ -269,8 +273,12 @@ class KernelPool:
         while self._ready is not None and not self._ready.empty():
             self.release(self._ready.get_nowait())
         await self.wait_ready()
-        for km in list(self._live):  # a start cancelled half-way
-            await self._dispose_km(km)
+        for pid in list(self._live):  # a start cancelled half-way
+            _killpg(pid)
+        self._live.clear()
+        if self._zygote is not None:
+            await self._zygote.close()
+            self._zygote = None
         if self._base is not None:
             shutil.rmtree(self._base, ignore_errors=True)
 
@@ -367,6 +375,7 @@ class KernelPool:
             self._starting -= 1
 
     async def _start_kernel(self) -> PooledKernel:
+        t0 = time.perf_counter()
         root = Path(tempfile.mkdtemp(prefix="k-", dir=self._base))
         work = root / "work"
         for d in (work, work / "input", work / "output", work / "tmp"):
@@ -384,45 +393,99 @@ class KernelPool:
         }
         if self.landlock:
             options["landlock"] = self._landlock_rules(root)
-        km = _KernelManager(
-            kernel_name="python3",
-            connection_file=str(root / "connection.json"),
+        connection_file = str(root / "connection.json")
+        write_connection_file(
+            connection_file, key=new_id_bytes(),
             # ipc sockets live in the private dir (no other account can reach them) and keep working inside
             # a network namespace with no interfaces.
             transport="ipc" if self.isolate_network else "tcp",
             ip=str(root / "ipc") if self.isolate_network else "127.0.0.1",
         )
-        km.launcher_prefix = [self.python, str(LAUNCHER), _json(options), "--"]
-        km.owner = self._owner
-        self._live.add(km)
-        kernel_log = open(root / "kernel.log", "wb")  # noqa: SIM115 - the child keeps its own copy
+        if self._owner:
+            os.chown(connection_file, *self._owner)
+        env = scrubbed_env(work, self.python, self.extra_env)
+        kernel = None
+        pid = proc = None
         try:
-            await km.start_kernel(
-                env=scrubbed_env(work, self.python, self.extra_env),
-                cwd=str(work),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                # Only what the kernel says before ipykernel captures fds 1/2 lands here: start-up errors.
-                stderr=kernel_log,
-            )
-            kernel_log.close()
-            pid = km.provisioner.process.pid
-            kc = km.client()
+            if self.fork_server:
+                zygote = await self._fork_server()
+                self._forking += 1  # until its pid is in _live: _kill_strays must not take it for an escapee
+                try:
+                    pid = await zygote.fork({"options": options, "connection_file": connection_file,
+                                             "root": str(root), "work_dir": str(work), "env": env},
+                                            self.startup_timeout)
+                    self._live.add(pid)
+                finally:
+                    self._forking -= 1
+            else:
+                with open(root / "kernel.log", "wb") as kernel_log:  # the child keeps its own copy
+                    proc = subprocess.Popen(
+                        [self.python, str(LAUNCHER), _json(options), "--",
+                         self.python, "-m", "ipykernel_launcher", "-f", connection_file, *KERNEL_ARGS],
+                        env={**env, "JPY_PARENT_PID": str(os.getpid())}, cwd=work, start_new_session=True,
+                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                        # Only what the kernel says before ipykernel captures fds 1/2 lands here: start-up errors.
+                        stderr=kernel_log,
+                    )
+                pid = proc.pid
+                self._live.add(pid)
+            kc = AsyncKernelClient()
+            kc.load_connection_file(connection_file)
             kc.start_channels()
-            kernel = PooledKernel(km=km, kc=kc, root=root, pid=pid, owner=self._owner,
+            kernel = PooledKernel(kc=kc, root=root, pid=pid, owner=self._owner, proc=proc,
                                   died=asyncio.get_running_loop().create_future())
             self._watch_exit(kernel)
-            await asyncio.wait_for(self._warm(kernel), self.startup_timeout)
+            warm = asyncio.ensure_future(self._warm(kernel))
+            try:
+                done, _ = await asyncio.wait({warm, kernel.died}, timeout=self.startup_timeout,
+                                             return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                warm.cancel()
+            if warm not in done:
+                raise RuntimeError("the kernel exited while starting" if kernel.died in done
+                                   else f"the kernel did not start within {self.startup_timeout:.0f} s")
+            warm.result()
+            self.stats["start_s_last"] = time.perf_counter() - t0
+            self.stats["start_cpu_s_last"] = _cpu_seconds(pid)
             return kernel
         except BaseException as exc:
-            kernel_log.close()
-            await self._dispose_km(km)
+            if kernel is not None:
+                await self._dispose(kernel)
+            else:
+                if pid is not None:
+                    _killpg(pid)
+                    self._live.discard(pid)
+                if proc is not None:
+                    await asyncio.to_thread(proc.wait)
             if isinstance(exc, Exception):
                 tail = _tail(root / "kernel.log")
                 if tail:
                     exc.add_note(f"kernel output: {tail}")
             shutil.rmtree(root, ignore_errors=True)
             raise
+
+    async def _fork_server(self) -> ForkServer:
+        """The running fork server, (re)started if there is none or it died or hung."""
+        async with self._zygote_lock:
+            if self._zygote is not None and not self._zygote.alive():
+                # Its kernels die with it (PR_SET_PDEATHSIG); the pool sees them go and replaces them.
+                log.warning("the kernel fork server (pid %s) is gone; starting another", self._zygote.pid)
+                await self._zygote.close()
+                self._zygote = None
+            if self._zygote is None:
+                env = {**scrubbed_env(self._base, self.python, self.extra_env),
+                       # In /proc/<pid>/environ of every kernel (a fork shows its parent's start-up environment):
+                       # how _kill_strays recognises this pool's escaped processes.
+                       "SKRIPTOTEKET_POOL_DIR": str(self._base)}
+                zygote = ForkServer(self.python, env, self.preload, self._base, self._base / "forkserver.log")
+                self.stats["fork_server_starts"] += 1
+                try:
+                    await zygote.start(self.startup_timeout)
+                except BaseException:
+                    await zygote.close()
+                    raise
+                self._zygote = zygote
+            return self._zygote
 
     def _landlock_rules(self, root: Path) -> list[tuple[str, int]]:
         from . import _landlock
@@ -459,9 +522,10 @@ class KernelPool:
         try:
             kernel.pidfd = os.pidfd_open(kernel.pid)
             loop.add_reader(kernel.pidfd, exited)
-        except (AttributeError, OSError):  # no pidfd (old kernel): fall back to the reaper thread
+        except (AttributeError, OSError):  # no pidfd (old kernel, or already gone): poll
             async def poll():
-                await asyncio.to_thread(kernel.process.wait)
+                while _exists(kernel.pid) and (kernel.proc is None or kernel.proc.poll() is None):
+                    await asyncio.sleep(0.2)
                 if not kernel.died.done():
                     kernel.died.set_result(None)
             self._spawn(poll())
@@ -473,23 +537,11 @@ class KernelPool:
             os.close(kernel.pidfd)
             kernel.pidfd = -1
         kernel.kc.stop_channels()
-        await self._dispose_km(kernel.km)
+        if kernel.proc is not None:  # ours to reap (exec path); a forked kernel is reaped by the fork server
+            await asyncio.to_thread(kernel.proc.wait)
+        self._live.discard(kernel.pid)
         await self._kill_strays(kernel.pid)
         await asyncio.to_thread(_rmtree, kernel.root)
-
-    async def _dispose_km(self, km: _KernelManager) -> None:
-        process = getattr(km.provisioner, "process", None) if km.provisioner else None
-        if process is not None:
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            await asyncio.to_thread(process.wait)
-        try:
-            await km.cleanup_resources()
-        except Exception as exc:  # noqa: BLE001
-            log.debug("kernel cleanup: %r", exc)
-        self._live.discard(km)
 
     async def _kill_strays(self, sid: int) -> None:
         """Kill what a run left behind outside its process group.
@@ -503,11 +555,12 @@ class KernelPool:
         marker = str(self._base).encode()
         for _ in range(20):
             procs = await asyncio.to_thread(_scan_processes, uid, marker)
-            # Decided on the loop thread: a kernel launched before the scan has its pid recorded by now.
-            live = {km.provisioner.process.pid for km in self._live
-                    if km.provisioner is not None and getattr(km.provisioner, "process", None) is not None}
-            strays = [pid for pid, p_sid, ours in procs if p_sid == sid or (ours and p_sid not in live)]
-            if not strays:
+            # Decided on the loop thread: a kernel launched before the scan has its pid recorded by now, unless
+            # its fork request is still waiting for the reply; then only the run's own session is hunted this round.
+            live, forking = set(self._live), self._forking > 0
+            strays = [pid for pid, p_sid, ours in procs
+                      if p_sid == sid or (ours and not forking and p_sid not in live)]
+            if not strays and not forking:
                 return
             for pid in strays:
                 try:
@@ -535,6 +588,33 @@ def _scan_processes(uid: int | None, marker: bytes) -> list[tuple[int, int, bool
             continue
         out.append((int(entry), int(fields[3]), ours))
     return out
+
+
+def _killpg(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU a process (all its threads) has used so far; 0.0 if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _rmtree(path: Path) -> None:

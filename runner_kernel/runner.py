@@ -176,7 +176,7 @@ class Runner:
         if ending == "died":
             # The kernel vanished without a result: name the memory limit when the OOM killer did it.
             reason = "memory" if _oom_kills() > oom_before else "killed"
-            return _envelope("failed", message_for(reason, limits)), f"kernel exit status {kernel.process.poll()}"
+            return _envelope("failed", message_for(reason, limits)), f"kernel exit status {kernel.exit_status()}"
         try:
             doc = json.loads((kernel.root / "result.json").read_text(encoding="utf-8"))
             kind = doc["kind"]

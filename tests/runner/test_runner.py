@@ -35,7 +35,7 @@ def leftovers(pool, kernel_pid):
     """Processes still alive from a finished run: its session, and (as root) processes of the runner account that
     carry this pool's directory in their environment but belong to no live kernel. Other pools may share the
     account (other tests, other user servers), so their processes do not count."""
-    live = {k.provisioner.process.pid for k in pool._live if k.provisioner and k.provisioner.process}
+    live = set(pool._live)
     owner_uid = pool._owner[0] if pool._owner else None
     found = []
     for p in psutil.process_iter(["pid", "uids"]):
@@ -433,3 +433,73 @@ async def test_a_delayed_refill_waits_unless_someone_needs_a_kernel():
         assert second.wait_s < 25 and pool.stats["started"] == 2
         pool.release(first)
         pool.release(second)
+
+
+async def test_forked_kernels_share_nothing_of_a_run_and_draw_fresh_random_numbers(run, pool):
+    """Every kernel is a fork of the same clean fork server: two runs in a row must not share random state
+    (numpy's global RandomState is not reseeded at fork by itself), module-level state or files."""
+    assert pool.fork_server
+    source = tool('''
+        import os, random, numpy, pandas
+        def run_tool(input_dir, output_dir):
+            seen = [getattr(pandas, "_previous_run", None), os.path.exists("/proc/self/cwd/../../mark")]
+            pandas._previous_run = os.getpid()  # a module the fork server imported before forking
+            open(os.path.join(os.environ["HOME"], "..", "mark"), "w").write("x")
+            return {"state": {"draws": [random.random(), float(numpy.random.rand()), random.getrandbits(64)],
+                              "seen": seen, "pid": os.getpid()}}
+    ''')
+    first, second = await run(source), await run(source)
+    assert first.status == second.status == "succeeded", (first.traceback, second.traceback)
+    a, b = first.envelope["state"], second.envelope["state"]
+    assert a["pid"] != b["pid"]
+    assert a["seen"] == b["seen"] == [None, False]
+    for x, y, name in zip(a["draws"], b["draws"], ("random", "numpy", "random bits"), strict=True):
+        assert x != y, f"two kernels drew the same {name} value: their random state came from the fork server"
+
+
+async def test_a_refill_forks_instead_of_starting_an_interpreter(tmp_path):
+    """A refill from the fork server costs a fraction of a cold start (new interpreter, imports), measured here
+    in the same test: CPU seconds of the kernel process (less noisy than wall time), wall time as a backstop."""
+    async with KernelPool(size=1, limits=RunLimits(timeout=30), fork_server=False) as cold_pool:
+        await cold_pool.wait_ready()
+        cold = [(cold_pool.stats["start_s_last"], cold_pool.stats["start_cpu_s_last"])]
+        cold_pool.release(await cold_pool.acquire())
+        await cold_pool.wait_ready()
+        cold.append((cold_pool.stats["start_s_last"], cold_pool.stats["start_cpu_s_last"]))
+    async with KernelPool(size=1, limits=RunLimits(timeout=30)) as warm_pool:
+        await warm_pool.wait_ready()  # the first start includes the fork server's own (paid once per pool)
+        forked = []
+        for _ in range(3):
+            warm_pool.release(await warm_pool.acquire())
+            await warm_pool.wait_ready()
+            forked.append((warm_pool.stats["start_s_last"], warm_pool.stats["start_cpu_s_last"]))
+        assert warm_pool.stats["fork_server_starts"] == 1 and warm_pool.stats["start_failures"] == 0
+    cold_wall, cold_cpu = min(w for w, _ in cold), min(c for _, c in cold)
+    fork_wall, fork_cpu = sorted(w for w, _ in forked)[1], sorted(c for _, c in forked)[1]
+    assert fork_cpu < 0.5 * cold_cpu, (forked, cold)
+    assert fork_wall < 0.9 * cold_wall, (forked, cold)
+
+
+async def test_the_fork_server_reaps_its_kernels_and_is_replaced_when_it_dies():
+    async with KernelPool(size=2, limits=RunLimits(timeout=30), preload=()) as pool:
+        await pool.wait_ready()
+        runner = __import__("runner_kernel").Runner(pool)
+        for _ in range(6):
+            outcome = await runner.run(__import__("runner_kernel").RunRequest(source=NOOP))
+            assert outcome.status == "succeeded"
+        await pool.wait_ready()
+        zygote = psutil.Process(pool._zygote.pid)
+        for _ in range(40):  # a killed kernel is a zombie until the fork server's SIGCHLD handler reaps it
+            children = zygote.children()
+            if not any(c.status() == psutil.STATUS_ZOMBIE for c in children):
+                break
+            await asyncio.sleep(0.05)
+        assert sorted(c.pid for c in children) == sorted(pool._live)  # the two idle kernels, nothing else
+
+        zygote.kill()  # its idle kernels die with it (PR_SET_PDEATHSIG); the pool must not get stuck
+        zygote.wait(5)
+        _gone, alive = psutil.wait_procs(children, timeout=5)
+        assert not alive
+        outcome = await asyncio.wait_for(runner.run(__import__("runner_kernel").RunRequest(source=NOOP)), 60)
+        assert outcome.status == "succeeded", outcome.envelope
+        assert pool.stats["fork_server_starts"] == 2

@@ -1,0 +1,149 @@
+"""The pool's fork server ("zygote"): imports the kernel's heavy modules once, then forks one kernel per request.
+
+Usage (by runner_kernel/forkserver.py): python _zygote.py <control fd> '<json config>'
+
+Started with the pool's scrubbed environment and the kernels' interpreter. It imports ipykernel (not started: no
+zmq context, no threads, so forking is safe), the preloaded libraries and the toolkit, then serves JSON lines on
+the control socket: a request ``{"options", "connection_file", "root", "work_dir", "env"}`` gets ``{"pid": N}`` or
+``{"error": "..."}``. Each child is a fresh fork of this clean process, used for one run. The zygote reaps its
+children (SIGCHLD) and exits at EOF on the control socket or when its parent dies (PR_SET_PDEATHSIG).
+"""
+
+import ctypes
+import gc
+import importlib
+import json
+import os
+import signal
+import socket
+import sys
+import traceback
+
+import _landlock  # noqa: F401 - imported here so a child needs no file access for it
+from _launch import ConfineError, confine
+
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_NAME = 15
+KERNEL_ARGS = ["--HistoryManager.enabled=False"]
+
+
+def _prctl(option, value):
+    if ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), f"prctl({option})")
+
+
+def _reap(*_):
+    while True:
+        try:
+            pid, _status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _child(ctl, request, zygote_pid):
+    """Become the kernel: everything _launch.py's exec path does, then IPKernelApp in this process. Never returns."""
+    code = 1
+    try:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the kernel waits for its own children
+        os.setsid()  # pid == pgid == sid: the pool kills the group, then hunts the session
+        ctl.close()
+        # stdin from /dev/null, stdout discarded, stderr to kernel.log (start-up errors; ipykernel captures 1/2 later)
+        null = os.open(os.devnull, os.O_RDWR)
+        log = os.open(os.path.join(request["root"], "kernel.log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(null, 0)
+        os.dup2(null, 1)
+        os.dup2(log, 2)
+        os.closerange(3, 1 << 20)  # the control socket and whatever else the zygote held
+        os.chdir(request["work_dir"])
+        os.environ.clear()
+        # /proc/<pid>/environ still shows the zygote's start-up environment (which names the pool's directory, so
+        # _kill_strays finds escaped children); os.environ, what the kernel and its subprocesses see, is this:
+        os.environ.update(request["env"], JPY_PARENT_PID=str(zygote_pid))
+        confine(request["options"])
+        _prctl(PR_SET_DUMPABLE, 1)  # as after an exec: /proc/<pid> owned by the kernel's account again
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # cleared by setuid, so set after confine()
+        if os.getppid() != zygote_pid:
+            raise ConfineError("the fork server exited while the kernel started")
+        _fresh_state()
+        _prctl(PR_SET_NAME, b"skr-kernel")  # in ps/top; the command line still reads _zygote.py
+        import ipykernel
+        from ipykernel.kernelapp import IPKernelApp
+
+        launcher = os.path.join(os.path.dirname(os.path.dirname(ipykernel.__file__)), "ipykernel_launcher.py")
+        sys.argv = [launcher, "-f", request["connection_file"], *KERNEL_ARGS]  # as `python -m ipykernel_launcher`
+        IPKernelApp.launch_instance(argv=sys.argv[1:])
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except BaseException:  # noqa: BLE001 - whatever happens, never return into the zygote's loop
+        traceback.print_exc()
+    finally:
+        try:
+            import atexit
+
+            atexit._run_exitfuncs()  # what a normal interpreter exit would run (the kernel's own handlers)
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def _fresh_state():
+    """What a fresh interpreter would not share with its siblings: random state and cached paths."""
+    import random
+    import tempfile
+
+    random.seed()  # also reseeded by Python at fork; done again so it does not depend on that
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed()  # the legacy global RandomState is not reseeded at fork
+    tempfile.tempdir = None  # cached from the zygote's TMPDIR; the kernel's is its own work dir
+    # sys.path[0] is this script's directory; a kernel started with -m has its cwd there, which IPython re-adds
+    if sys.path and sys.path[0] == os.path.dirname(os.path.abspath(__file__)):
+        del sys.path[0]
+
+
+def main(argv):
+    ctl = socket.socket(fileno=int(argv[1]))
+    config = json.loads(argv[2])
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != config["parent_pid"]:
+        sys.exit("the pool exited before its fork server started")
+    import ipykernel.kernelapp  # noqa: F401 - the module only: no app, no zmq context, no threads
+
+    for name in config["preload"]:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001, S110 - as the exec path's warm-up: a missing library is the tool's problem
+            pass
+    for name in ("_skriptoteket_driver", "skriptoteket_toolkit", "pdf_helper"):
+        importlib.import_module(name)
+    signal.signal(signal.SIGCHLD, _reap)
+    gc.collect()
+    gc.freeze()  # the children never touch these objects' GC headers: fewer copy-on-write pages
+    zygote_pid = os.getpid()
+    reader = ctl.makefile("rb")
+    ctl.sendall(b'{"ready": true}\n')
+    while True:
+        line = reader.readline()
+        if not line:
+            return  # the pool closed the socket (shut down or died)
+        try:
+            request = json.loads(line)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+        except Exception as e:  # noqa: BLE001 - e.g. EAGAIN: the pool retries with backoff
+            ctl.sendall(json.dumps({"error": f"{type(e).__name__}: {e}"}).encode() + b"\n")
+            continue
+        if pid == 0:
+            reader.close()
+            _child(ctl, request, zygote_pid)
+        ctl.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv)
