@@ -26,6 +26,7 @@ from . import __version__
 from . import logging as ops_logging
 from . import metrics
 from .blobs import DirectoryBlobStore
+from .catalog_cache import CatalogCache
 from .db import create_engine
 from .handlers import default_handlers, fallback_handler
 from .handlers.runs import start_sweeper
@@ -113,6 +114,10 @@ class SkriptoteketService(Application):
     sweep_interval = Float(60.0, help="Seconds between sweeps of overdue runs, expired artifacts, idle files (0: off).").tag(
         config=True
     )
+    catalog_cache_max_age = Float(
+        300.0, help="Seconds a catalog page may be answered from memory (kept correct by Postgres notifications; "
+                    "the age is only a safety bound). 0: every search is read from Postgres."
+    ).tag(config=True)
     artifact_retention_days = Float(7.0, help="Days an artifact stays downloadable.").tag(config=True)
     session_file_idle_hours = Float(24.0, help="Hours an unused session file is kept.").tag(config=True)
     ai = Dict(help="AI assistance per capability (generate, edit, explain, complete, or 'default' for all): "
@@ -196,6 +201,7 @@ class SkriptoteketService(Application):
                 retry_after=self.busy_retry_after, pool_capacity=self.db_pool_size + self.db_max_overflow,
             ),
             metrics_feed=metrics.DatabaseFeed(self.engine, self.blob_dir),
+            catalog_cache=CatalogCache(self.db_url, max_age=self.catalog_cache_max_age),
             jinja2_env=jinja_env,
             cookie_secret=self.cookie_secret(),
             # No tornado-level xsrf check: HubOAuth checks xsrf itself when a request is authenticated by
@@ -220,6 +226,9 @@ class SkriptoteketService(Application):
         server.listen(url.port or 80, url.hostname or "127.0.0.1")
         self.log.info("Skriptoteket %s listening on %s%s", __version__, self.bind_url, self.base_url)
         sweeper = start_sweeper(app, self.sweep_interval, self.log)
+        catalog_cache = app.settings["catalog_cache"]
+        if self.catalog_cache_max_age > 0:
+            catalog_cache.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -227,6 +236,7 @@ class SkriptoteketService(Application):
         await stop.wait()
         if sweeper:
             sweeper.stop()
+        await catalog_cache.stop()
         server.stop()
         await self.engine.dispose()
 

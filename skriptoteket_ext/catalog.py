@@ -90,13 +90,15 @@ def parse_query(args: dict[str, list[str]]) -> dict:
 
 
 @functools.lru_cache(maxsize=64)
-def _search_statement(text: bool, professions: bool, categories: bool, favorites_only: bool) -> sa.Select:
+def _search_statement(text: bool, professions: bool, categories: bool, favorites_only: bool,
+                      favorite_flag: bool = True) -> sa.Select:
     """The statement of one shape of search, built once; values are bound when it runs (reusing the object
     spares building it and SQLAlchemy's cache key on every request).
 
     Postgres answers with the page's cards as one JSON array (``tools``) and whether there are more
     (``more``): the page takes ``limit + 1`` rows in title order (no exact total, which would make Postgres
-    match every row), and tags and the favorite flag are looked up for those rows only."""
+    match every row), and tags and the favorite flag are looked up for those rows only. Without
+    ``favorite_flag`` the cards are the same for every user (``shared_page``)."""
     order = (sa.func.lower(T.title), T.id)
     page = sa.select(T.id, T.slug, T.title, T.summary, sa.func.row_number().over(order_by=order).label("n")).where(T.is_published)
     if text:
@@ -116,7 +118,7 @@ def _search_statement(text: bool, professions: bool, categories: bool, favorites
         key("'id'"), p.c.id, key("'slug'"), p.c.slug, key("'title'"), p.c.title, key("'summary'"), p.c.summary,
         key("'professions'"), _tag_array(tool_professions, tool_professions.c.profession_slug, p.c.id),
         key("'categories'"), _tag_array(tool_categories, tool_categories.c.category_slug, p.c.id),
-        key("'favorite'"), _is_favorite(sa.bindparam("user"), p.c.id),
+        *((key("'favorite'"), _is_favorite(sa.bindparam("user"), p.c.id)) if favorite_flag else ()),
     )
     cards = sa.func.json_agg(aggregate_order_by(card, p.c.n)).filter(p.c.n <= sa.bindparam("last"))
     return sa.select(
@@ -125,23 +127,56 @@ def _search_statement(text: bool, professions: bool, categories: bool, favorites
     ).select_from(p)
 
 
-async def search_json(conn: AsyncConnection, user: str, *, q: str = "", professions: list[str] = (), categories: list[str] = (),
-                      favorites_only: bool = False, limit: int = DEFAULT_LIMIT, offset: int = 0) -> str:
-    """One page of published tools, ordered by title, as the JSON text of the API's answer: one statement, one
-    round trip, and the cards arrive encoded (Python neither builds nor encodes them)."""
+async def _run_search(conn: AsyncConnection, user: str | None, q: str, professions, categories, favorites_only: bool,
+                      limit: int, offset: int):
     terms = search_terms(q) if q else None
-    stmt = _search_statement(bool(terms), bool(professions), bool(categories), favorites_only)
-    params = {"user": user, "limit": limit, "fetch": limit + 1, "offset": offset, "last": offset + limit}
+    stmt = _search_statement(bool(terms), bool(professions), bool(categories), favorites_only, user is not None)
+    params = {"limit": limit, "fetch": limit + 1, "offset": offset, "last": offset + limit}
+    if user is not None:
+        params["user"] = user
     if terms:
         params["terms"] = terms
     if professions:
         params["professions"] = list(professions)
     if categories:
         params["categories"] = list(categories)
-    row = (await conn.execute(stmt, params)).one()
-    meta = json.dumps({"has_more": row.more, "limit": limit, "offset": offset,
-                       "next_offset": offset + limit if row.more else None})
-    return '{"tools": ' + row.tools + ", " + meta[1:]
+    return (await conn.execute(stmt, params)).one()
+
+
+def _page_meta(more: bool, limit: int, offset: int) -> str:
+    """The answer's keys after ``tools``, as JSON text without the opening brace."""
+    return json.dumps({"has_more": more, "limit": limit, "offset": offset,
+                       "next_offset": offset + limit if more else None})[1:]
+
+
+async def search_json(conn: AsyncConnection, user: str, *, q: str = "", professions: list[str] = (), categories: list[str] = (),
+                      favorites_only: bool = False, limit: int = DEFAULT_LIMIT, offset: int = 0) -> str:
+    """One page of published tools, ordered by title, as the JSON text of the API's answer: one statement, one
+    round trip, and the cards arrive encoded (Python neither builds nor encodes them)."""
+    row = await _run_search(conn, user, q, professions, categories, favorites_only, limit, offset)
+    return '{"tools": ' + row.tools + ", " + _page_meta(row.more, limit, offset)
+
+
+async def shared_page(conn: AsyncConnection, *, q: str = "", professions: list[str] = (), categories: list[str] = (),
+                      limit: int = DEFAULT_LIMIT, offset: int = 0) -> tuple[tuple[int, ...], tuple[str, ...], bool]:
+    """A page of ``search_json`` without the favorite flags, which are the only per-user part of a card:
+    ``(tool ids, each card's JSON text without its closing brace, has_more)``, for ``page_json``."""
+    row = await _run_search(conn, None, q, professions, categories, False, limit, offset)
+    cards = json.loads(row.tools)
+    return (tuple(c["id"] for c in cards), tuple(json.dumps(c, ensure_ascii=False)[:-1] for c in cards), row.more)
+
+
+async def favorite_ids(conn: AsyncConnection, user: str) -> frozenset[int]:
+    return frozenset((await conn.execute(sa.select(favorites.c.tool_id).where(favorites.c.user_name == user))).scalars())
+
+
+def page_json(page: tuple[tuple[int, ...], tuple[str, ...], bool], favorite: frozenset[int], *, limit: int,
+              offset: int) -> str:
+    """``search_json``'s answer from a ``shared_page`` and the user's favorite tool ids."""
+    ids, cards, more = page
+    body = ", ".join(f'{card}, "favorite": {"true" if tool_id in favorite else "false"}}}'
+                     for tool_id, card in zip(ids, cards))
+    return '{"tools": [' + body + "], " + _page_meta(more, limit, offset)
 
 
 async def search(conn: AsyncConnection, user: str, **query) -> dict:

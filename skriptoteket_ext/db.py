@@ -28,6 +28,12 @@ def async_url(url: str) -> str:
     return url
 
 
+def libpq_url(url: str) -> str:
+    """The same URL for psycopg itself (``postgresql://``), without SQLAlchemy's driver name."""
+    scheme, sep, rest = url.partition("://")
+    return "postgresql" + sep + rest if scheme.startswith("postgres") else url
+
+
 def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10, timeout: float = 5.0) -> AsyncEngine:
     engine = create_async_engine(
         async_url(url),

@@ -55,6 +55,9 @@ RUNNER_QUEUE = Histogram("skriptoteket_runner_queue_wait_seconds", "Wait for a w
                          "(timings.queue_ms of the result).", buckets=LATENCY_BUCKETS, registry=REGISTRY)
 RUNS_REFUSED = Counter("skriptoteket_runs_refused_total", "New runs refused with 503 busy (admission control).",
                        ["reason"], registry=REGISTRY)
+CATALOG_CACHE = Counter("skriptoteket_catalog_searches_total", "Catalog searches: answered from memory (hit), "
+                        "read from Postgres and kept (miss), or read past the cache (bypass: favorites only, or "
+                        "the cache is off while its LISTEN connection is down).", ["result"], registry=REGISTRY)
 RUNS_IN_FLIGHT = Gauge("skriptoteket_runs_in_flight", "Runs with status running (all replicas).", registry=REGISTRY)
 SESSIONS = Gauge("skriptoteket_sessions", "Session rows (per user, tool and context).", registry=REGISTRY)
 SESSION_FILES = Gauge("skriptoteket_session_files", "Files kept in sessions.", registry=REGISTRY)

@@ -116,14 +116,19 @@ def routes(*handlers) -> list[tuple[str, type]]:
     return [(h.route, h) for h in handlers]
 
 
-def authorize(method=None, *, read_only: bool = False):
+def authorize(method=None, *, read_only: bool = False, connection: bool = True):
     """Check the table's rule for this handler's route and method; run ``method`` in one transaction
     (``self.db``) and write what it returns as JSON after the commit (``None`` → 204).
 
     ``@authorize(read_only=True)``: a method that only reads, with one statement (or several that need no
-    common snapshot), runs on an autocommit connection instead (``db.reading``): no BEGIN/COMMIT round trips."""
+    common snapshot), runs on an autocommit connection instead (``db.reading``): no BEGIN/COMMIT round trips.
+    ``connection=False``: the method opens a connection itself if it needs one (it may answer from memory).
+
+    A handler whose writes change what the catalog shows says so with ``catalog_changes`` (``"catalog"`` or
+    ``"favorites"``): this process's catalog cache forgets it right after the commit, so the next request sees
+    it; other processes learn it from Postgres (``catalog_cache``)."""
     if method is None:
-        return functools.partial(authorize, read_only=read_only)
+        return functools.partial(authorize, read_only=read_only, connection=connection)
 
     @functools.wraps(method)
     async def wrapper(self, *args, **kwargs):
@@ -131,12 +136,18 @@ def authorize(method=None, *, read_only: bool = False):
         scopes.check_rule(rule, self.current_user)
         if rule == "anyone":
             return await method(self, *args, **kwargs)
-        async with (db.reading(self.engine) if read_only else self.engine.begin()) as conn:
-            self.db = conn
-            if rule in scopes.TOOL_RULES:
-                facts = await tool_store.access(conn, int(kwargs["tool_id"]), self.user_name)
-                scopes.check_tool_rule(rule, self.current_user, **facts)
+        if connection:
+            async with (db.reading(self.engine) if read_only else self.engine.begin()) as conn:
+                self.db = conn
+                if rule in scopes.TOOL_RULES:
+                    facts = await tool_store.access(conn, int(kwargs["tool_id"]), self.user_name)
+                    scopes.check_tool_rule(rule, self.current_user, **facts)
+                result = await method(self, *args, **kwargs)
+        else:
             result = await method(self, *args, **kwargs)
+        changes = getattr(self, "catalog_changes", None) if self.request.method not in ("GET", "HEAD") else None
+        if changes and self.settings.get("catalog_cache") is not None:
+            self.settings["catalog_cache"].invalidate(self.user_name if changes == "favorites" else None)
         status = 200
         if isinstance(result, tuple):
             status, result = result

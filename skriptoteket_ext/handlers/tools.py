@@ -41,6 +41,7 @@ class ToolsHandler(APIHandler):
 
 class ToolHandler(APIHandler):
     route = TOOL
+    catalog_changes = "catalog"
 
     @authorize
     async def get(self, tool_id):
@@ -67,6 +68,7 @@ class ToolEventsHandler(APIHandler):
 
 class PublishToolHandler(APIHandler):
     route = rf"{TOOL}/publish"
+    catalog_changes = "catalog"
 
     @authorize
     async def post(self, tool_id):
@@ -75,6 +77,7 @@ class PublishToolHandler(APIHandler):
 
 class DepublishToolHandler(APIHandler):
     route = rf"{TOOL}/depublish"
+    catalog_changes = "catalog"
 
     @authorize
     async def post(self, tool_id):

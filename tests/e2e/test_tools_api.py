@@ -88,6 +88,10 @@ def test_create_save_review_publish_depublish(people):
     error(amy("POST", f"tools/{tid}/versions/{v3['id']}/publish", json={"expected_active": None}), 403, "missing_scope")
     error(rita("POST", f"tools/{tid}/versions/{draft['id']}/publish", json={"expected_active": None}), 409, "invalid_transition")
     error(rita("POST", f"tools/{tid}/publish"), 409, "no_active_version")
+    # Searched (and so kept in the service's catalog cache) before the publish: the next search must not be stale.
+    for _ in range(2):
+        assert all(t["id"] != tid for t in tina.ok("GET", "catalog", params={"q": "group mak"})["tools"])
+        assert all(t["id"] != tid for t in tina.ok("GET", "catalog")["tools"])
     active = rita.ok("POST", f"tools/{tid}/versions/{v3['id']}/publish", json={"expected_active": None})
     assert active["state"] == "active" and active["derived_from_version_id"] == v3["id"]
     published = rita.ok("POST", f"tools/{tid}/publish")
@@ -103,7 +107,9 @@ def test_create_save_review_publish_depublish(people):
     assert len(mine) == 1 and mine[0]["professions"] == ["teacher"]
     assert tina.ok("GET", "catalog", params={"profession": "principal"})["tools"] == [] or all(
         t["id"] != tid for t in tina.ok("GET", "catalog", params={"profession": "principal"})["tools"])
+    assert [t["favorite"] for t in tina.ok("GET", "catalog", params={"q": "group mak"})["tools"] if t["id"] == tid] == [False]
     tina.ok("PUT", f"favorites/{tid}")
+    assert [t["favorite"] for t in tina.ok("GET", "catalog", params={"q": "group mak"})["tools"] if t["id"] == tid] == [True]
     assert [t["id"] for t in tina.ok("GET", "favorites")["tools"]] == [tid]
     assert tina.ok("GET", "catalog", params={"favorites": "1"})["tools"][0]["favorite"] is True
 

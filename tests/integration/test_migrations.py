@@ -84,7 +84,7 @@ def test_upgrade_from_empty_creates_every_table_and_the_seed(fresh_db_url, engin
 
     migrate.upgrade(fresh_db_url)
 
-    assert migrate.current(fresh_db_url) == migrate.head() == "0002"
+    assert migrate.current(fresh_db_url) == migrate.head() == "0003"
     assert migrate.is_up_to_date(fresh_db_url)
     expected = {table.name for table in t.metadata.sorted_tables}
     assert {"users", "professions", "categories", "tool_professions", "tool_categories", "tools", "tool_versions",
@@ -107,7 +107,7 @@ def test_upgrade_from_empty_creates_every_table_and_the_seed(fresh_db_url, engin
     assert [r.label_sv for r in categories] == ["Lektionsplanering", "Mentorskap", "Administration", "Övrigt"]
 
     migrate.upgrade(fresh_db_url)  # idempotent at head
-    assert migrate.current(fresh_db_url) == "0002"
+    assert migrate.current(fresh_db_url) == "0003"
 
 
 def test_tables_py_and_the_migration_do_not_drift(fresh_db_url, migrated):
@@ -156,7 +156,7 @@ def test_alembic_command_line_works_with_the_ini_and_x_url(fresh_db_url):
     alembic = [sys.executable, "-m", "alembic", "-c", str(REPO / "migrations" / "alembic.ini"), "-x", f"url={fresh_db_url}"]
     subprocess.run([*alembic, "upgrade", "head"], check=True, capture_output=True, env=env, cwd=REPO)
     out = subprocess.run([*alembic, "current"], check=True, capture_output=True, text=True, env=env, cwd=REPO)
-    assert "0002 (head)" in out.stdout
+    assert "0003 (head)" in out.stdout
     # ... and the environment variable when no URL is given.
     env["SKRIPTOTEKET_DB_URL"] = fresh_db_url
     alembic = alembic[:-2]
@@ -349,10 +349,14 @@ def test_downgrade_to_base_and_back_never_touches_the_hubs_tables(fresh_db_url, 
             "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = :s AND c.relname NOT LIKE 'alembic_version%'"
         ), {"s": SCHEMA}).scalar_one()
+        functions = conn.execute(sa.text(
+            "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = :s"
+        ), {"s": SCHEMA}).scalar_one()
     assert leftovers == 0  # no stray indexes or sequences either
+    assert functions == 0  # nor the catalog notification triggers' functions
 
     migrate.upgrade(fresh_db_url)
-    assert migrate.current(fresh_db_url) == "0002"
+    assert migrate.current(fresh_db_url) == "0003"
     assert hub_state() == before
     assert migrate.compare(fresh_db_url) == []
 
@@ -360,7 +364,7 @@ def test_downgrade_to_base_and_back_never_touches_the_hubs_tables(fresh_db_url, 
 def test_upgrade_on_an_open_connection(fresh_db_url, engine):
     with engine.connect() as conn:
         migrate.upgrade(conn)
-        assert migrate.current(conn) == "0002"
+        assert migrate.current(conn) == "0003"
     assert migrate.is_up_to_date(fresh_db_url)
 
 

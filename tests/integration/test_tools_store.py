@@ -4,6 +4,7 @@ hold on real rows, and concurrent reviewers cannot make two versions active."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 import sqlalchemy as sa
@@ -354,3 +355,81 @@ async def test_catalog_follows_edits_publishing_and_each_users_favorites(engine)
     assert await cards() == [] and await cards(favorites_only=True) == []
     await tx(engine, store.publish_tool, tool["id"], "rita")
     assert [c["id"] for c in await cards(favorites_only=True)] == [tool["id"]]
+
+
+async def test_catalog_cache_answers_as_postgres_does_and_follows_every_change(engine, fresh_db_url):
+    """The cache (``catalog_cache``) gives the answer of the uncached search (the same JSON), repeats it from
+    memory, and follows every change Postgres notifies: writes in their own transactions, with no local
+    ``invalidate`` (as another replica or psql would write). While its LISTEN connection is gone it serves
+    nothing from memory. Without the triggers a cached page would stay stale for ``max_age`` (300 s)."""
+    from skriptoteket_ext.catalog_cache import CatalogCache
+    from skriptoteket_ext.metrics import CATALOG_CACHE
+
+    tool, v1 = await ready_tool(engine, slug="seat-planner")
+    await tx(engine, store.publish_version, tool["id"], v1["id"], "rita", None)
+    await tx(engine, store.publish_tool, tool["id"], "rita")
+    cache = CatalogCache(fresh_db_url)
+    cache.start()
+    hits = lambda: CATALOG_CACHE.labels("hit")._value.get()  # noqa: E731
+    queries = [{"q": "maker"}, {}, {"professions": ["teacher"]}, {"q": "seat", "categories": ["other"]}]
+
+    async def answers(user, **query):
+        query = {"q": "", "professions": [], "categories": [], "favorites_only": False, "limit": 50, "offset": 0, **query}
+        cached = await cache.search_json(engine, user, **query)
+        async with db.reading(engine) as conn:
+            return json.loads(cached), json.loads(await catalog.search_json(conn, user, **query))
+
+    async def settled(user="tina", **query):
+        """The cache agrees with Postgres, at once or once the change's notification has arrived."""
+        for _ in range(100):
+            cached, fresh = await answers(user, **query)
+            if cached == fresh:
+                return cached["tools"]
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"the cache kept a stale page for {query}: {cached} instead of {fresh}")
+
+    async def until(check, timeout=15.0):
+        for _ in range(int(timeout / 0.05)):
+            if check():
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("timed out")
+
+    try:
+        await until(lambda: cache.listening)
+        for query in queries:
+            cached, fresh = await answers("tina", **query)
+            assert cached == fresh, query
+        before = hits()
+        for query in queries:
+            cached, fresh = await answers("tina", **query)
+            assert cached == fresh, query
+        assert hits() - before == len(queries)  # the second time, all from memory
+
+        await tx(engine, store.update_tool, tool["id"], "rita", {"title": "Seat planner"}, reviewer=True)
+        assert await settled(q="maker") == []
+        assert [c["title"] for c in await settled()] == ["Seat planner"]
+
+        await tx(engine, catalog.add_favorite, "tina", tool["id"])
+        assert [c["favorite"] for c in await settled()] == [True]
+        assert [c["favorite"] for c in await settled("bo")] == [False]
+
+        await tx(engine, store.depublish_tool, tool["id"], "rita")
+        assert await settled() == [] and await settled(professions=["teacher"]) == []
+
+        # The listening connection is killed (as by a Postgres restart): nothing from memory until it is back.
+        await tx(engine, store.publish_tool, tool["id"], "rita")
+        async with engine.connect() as conn:
+            await conn.exec_driver_sql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'skriptoteket-listen'")
+        await until(lambda: not cache.listening)
+        before = hits()
+        assert [c["id"] for c in await settled()] == [tool["id"]]
+        assert hits() == before
+        await until(lambda: cache.listening)
+        await settled()
+        before = hits()
+        await settled()
+        assert hits() == before + 1
+    finally:
+        await cache.stop()
