@@ -110,11 +110,16 @@ def main(argv):
     ctl = socket.socket(fileno=int(argv[1]))
     config = json.loads(argv[2])
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    # Where kernels share our uid (Docker mode): no ptrace of, or /proc/<pid>/mem into, the process every later
+    # kernel is forked from. Each child sets itself dumpable again, as an exec would.
+    _prctl(PR_SET_DUMPABLE, 0)
     if os.getppid() != config["parent_pid"]:
         sys.exit("the pool exited before its fork server started")
-    import ipykernel.kernelapp  # noqa: F401 - the module only: no app, no zmq context, no threads
-
-    for name in config["preload"]:
+    # Modules only: no app, no zmq context, no threads. What IPKernelApp imports as it starts (debugpy, the
+    # shell) is imported here too, or every kernel pays ~0.1 s of CPU for it.
+    for name in ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell"):
+        importlib.import_module(name)
+    for name in ("ipykernel.debugger", *config["preload"]):
         try:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001, S110 - as the exec path's warm-up: a missing library is the tool's problem

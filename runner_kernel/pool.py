@@ -26,6 +26,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Empty
 
 from jupyter_client import AsyncKernelClient
 from jupyter_client.connect import write_connection_file
@@ -39,6 +40,7 @@ log = logging.getLogger("runner_kernel")
 TOOLKIT_DIR = Path(__file__).with_name("toolkit")
 LAUNCHER = Path(__file__).with_name("_launch.py")
 KERNEL_ARGS = ["--HistoryManager.enabled=False"]  # the fork server's children get the same (_zygote.py)
+FORK_TIMEOUT = 10.0  # the fork server answers a request in milliseconds; a stopped or hung one is replaced
 RUNNER_USER = "skriptoteket-runner"
 DEFAULT_PRELOAD = ("pandas", "openpyxl")
 #: Landlock for kernels (runner_kernel/_landlock.py): ``off`` (default), ``auto`` (when the kernel supports it; the
@@ -413,7 +415,7 @@ class KernelPool:
                 try:
                     pid = await zygote.fork({"options": options, "connection_file": connection_file,
                                              "root": str(root), "work_dir": str(work), "env": env},
-                                            self.startup_timeout)
+                                            FORK_TIMEOUT)
                     self._live.add(pid)
                 finally:
                     self._forking -= 1
@@ -496,7 +498,7 @@ class KernelPool:
 
     async def _warm(self, kernel: PooledKernel) -> None:
         """Wait for the kernel, then import what tools need so a run pays nothing for it."""
-        await kernel.kc.wait_for_ready(timeout=self.startup_timeout)
+        await _wait_for_ready(kernel.kc)
         lines = [f"try:\n    import {name}\nexcept Exception:\n    pass" for name in self.preload]
         lines.append("import _skriptoteket_driver, skriptoteket_toolkit, pdf_helper")
         # Not silent: the first non-silent execution in a kernel pays one-off costs (display hook, output
@@ -508,6 +510,8 @@ class KernelPool:
                     and msg["content"]["execution_state"] == "idle":
                 break
         reply = await kernel.kc.get_shell_msg()
+        while reply["parent_header"].get("msg_id") != msg_id:  # a late kernel_info reply
+            reply = await kernel.kc.get_shell_msg()
         if reply["content"]["status"] != "ok":
             raise RuntimeError(f"kernel warm-up failed: {reply['content'].get('ename')}")
 
@@ -588,6 +592,25 @@ def _scan_processes(uid: int | None, marker: bytes) -> list[tuple[int, int, bool
             continue
         out.append((int(entry), int(fields[3]), ours))
     return out
+
+
+async def _wait_for_ready(kc: AsyncKernelClient) -> None:
+    """Until the kernel answers kernel_info and IOPub is connected (a message arrives on it).
+
+    jupyter_client's ``wait_for_ready`` without a KernelManager polls the heartbeat every 0.2 s and then waits
+    0.2 s for IOPub to fall silent: ~0.3 s of a refill spent sleeping. The caller's deadline and the kernel's
+    death bound this loop; _warm then reads only the messages of its own request.
+    """
+    while True:
+        msg_id = kc.kernel_info()
+        try:
+            reply = await kc.get_shell_msg(timeout=1)
+            while reply["parent_header"].get("msg_id") != msg_id:
+                reply = await kc.get_shell_msg(timeout=1)
+            await kc.get_iopub_msg(timeout=0.2)  # the kernel_info request's busy/idle, once subscribed
+            return
+        except Empty:
+            continue
 
 
 def _killpg(pid: int) -> None:

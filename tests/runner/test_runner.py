@@ -418,7 +418,7 @@ async def test_an_empty_pool_waits_and_reports_the_wait(pool, runner):
     for kernel in held:
         pool.release(kernel)
     assert outcome.status == "succeeded"
-    assert outcome.timings["queue_wait_s"] > 0.2
+    assert outcome.timings["queue_wait_s"] > 0.05  # a kernel start: ~0.15 s forked, 1-2 s as a new interpreter
 
 
 async def test_a_delayed_refill_waits_unless_someone_needs_a_kernel():
