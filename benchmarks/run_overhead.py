@@ -8,6 +8,11 @@ Two tools: a no-op, and a small realistic one (read an uploaded CSV with pandas,
     for, as long as runs are further apart than that).
 (b) nbclient: a fresh kernel per run executing equivalent notebook code (start, execute, shut down).
 (c) docker: a one-shot hardened ``docker run`` of the same work, when ``docker info`` succeeds.
+(d) refill: what one pool refill (start a kernel until it is warm) costs, kernels forked from the pool's fork
+    server against the old exec path (a new interpreter per kernel), both pools open, refills alternating. Wall
+    time is the pool's start-to-warm time; CPU is the new kernel's own CPU + the fork server's + this process's
+    (which also disposes of the released kernel, the same work in both); PSS is an idle kernel's proportional
+    share of memory (forked kernels share the fork server's pages).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import nbformat  # noqa: E402
 from nbclient import NotebookClient  # noqa: E402
 
 from runner_kernel.limits import RunLimits  # noqa: E402
-from runner_kernel.pool import TOOLKIT_DIR, KernelPool  # noqa: E402
+from runner_kernel.pool import TOOLKIT_DIR, KernelPool, _cpu_seconds  # noqa: E402
 from runner_kernel.runner import Runner, RunRequest  # noqa: E402
 
 NOOP = "def run_tool(input_dir, output_dir):\n    return ''\n"
@@ -82,6 +87,41 @@ async def bench_pooled(tools, n, work: Path) -> dict[str, list[float]]:
                 if i:  # the first run warms the runner process itself (imports, code paths)
                     times.append(elapsed)
             results[name] = times
+    return results
+
+
+def pss_mib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+async def bench_refill(n: int) -> dict[str, dict[str, list[float]]]:
+    results = {"fork server": {"wall": [], "cpu": [], "pss": []}, "exec (old)": {"wall": [], "cpu": [], "pss": []}}
+    pools = {"fork server": KernelPool(size=1, limits=RunLimits(timeout=60)),
+             "exec (old)": KernelPool(size=1, limits=RunLimits(timeout=60), fork_server=False)}
+    try:
+        for pool in pools.values():
+            await pool.start(wait=True)
+        for _ in range(n):
+            for label, pool in pools.items():
+                kernel = await pool.acquire()
+                zygote = pool._zygote.pid if pool._zygote else None
+                z0, p0 = (_cpu_seconds(zygote) if zygote else 0.0), time.process_time()
+                pool.release(kernel)
+                await pool.wait_ready()
+                z1 = _cpu_seconds(zygote) if zygote else 0.0
+                r = results[label]
+                r["wall"].append(pool.stats["start_s_last"])
+                r["cpu"].append(pool.stats["start_cpu_s_last"] + (z1 - z0) + time.process_time() - p0)
+                r["pss"].append(pss_mib(next(iter(pool._live))))
+    finally:
+        for pool in pools.values():
+            await pool.shutdown()
     return results
 
 
@@ -173,6 +213,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=30, help="runs per tool and per method (default 30)")
     parser.add_argument("--image", default="skriptoteket-user:latest", help="image for (c) docker run")
+    parser.add_argument("--refills", type=int, default=None, help="refills per method for (d) (default: --n)")
     args = parser.parse_args()
     tools = {"no-op": (NOOP, []), "csv-table": (CSV_TOOL, [("elever.csv", CSV.encode())])}
 
@@ -190,6 +231,9 @@ def main() -> None:
             c = bench_docker(tools, args.n, work, args.image)
         else:
             print(f"(c) skipped: {skip}")
+        refills = args.n if args.refills is None else args.refills
+        print(f"(d) one pool refill, fork server against the exec path, {refills} each, alternating")
+        d = asyncio.run(bench_refill(refills))
 
     print()
     header = f"{'tool':<10} {'method':<12} {'p50 ms':>9} {'p95 ms':>9}"
@@ -208,6 +252,17 @@ def main() -> None:
     noop = stats(a["no-op"])["p50"]
     goal = noop <= 30 and stats(b["no-op"])["p50"] / noop >= 25
     print(f"\ngoal (no-op pooled p50 <= 30 ms and >= 25x faster than (b)): {'met' if goal else 'NOT met'}")
+
+    print()
+    header = f"{'refill (d)':<12} {'wall p50 ms':>11} {'wall p95 ms':>11} {'CPU p50 ms':>10} {'PSS MiB':>8}"
+    print(header)
+    print("-" * len(header))
+    for label, r in d.items():
+        w, c = stats(r["wall"]), stats(r["cpu"])
+        print(f"{label:<12} {w['p50']:>11.1f} {w['p95']:>11.1f} {c['p50']:>10.1f} {statistics.median(r['pss']):>8.1f}")
+    fork, old = d["fork server"], d["exec (old)"]
+    print(f"ratios exec/fork of p50: wall {stats(old['wall'])['p50'] / stats(fork['wall'])['p50']:.1f}x, "
+          f"CPU {stats(old['cpu'])['p50'] / stats(fork['cpu'])['p50']:.1f}x")
 
 
 if __name__ == "__main__":
