@@ -190,8 +190,8 @@ class KernelPool:
     Use as ``async with KernelPool(...) as pool`` or call ``await pool.start()`` / ``await pool.shutdown()``.
 
     ``refill_delay``: seconds between a run's release and the start of its replacement, so the kernel start
-    (1-3 s of CPU) does not compete with the page drawing the run's result on a small machine. An ``acquire()``
-    that finds the pool empty starts a delayed refill at once.
+    (~0.1 s of CPU forked, 1-3 s with ``fork_server=False``) does not compete with the page drawing the run's
+    result on a small machine. An ``acquire()`` that finds the pool empty starts a delayed refill at once.
     """
 
     def __init__(
@@ -311,8 +311,7 @@ class KernelPool:
                 kernel = self._ready.get_nowait()
             if self._ready.empty():
                 # Ran dry: refill after refill_delay. Otherwise release() starts them once the run is over, so a
-                # kernel start (1-2 s of CPU) does not compete with the run, or the page drawing it, on a small
-                # machine.
+                # kernel start does not compete with the run, or the page drawing it, on a small machine.
                 self._fill(self.refill_delay)
             if kernel.alive():
                 break

@@ -242,7 +242,9 @@ class RunnerHost:
             from .pool import KernelPool
             from .runner import Runner
 
-            async with KernelPool(size=1, **{"limits": self.pool.limits, **self.pool_options}) as pool:
+            # One kernel and gone: a fork server (its own ~1 s of imports) would not pay for itself.
+            options = {"limits": self.pool.limits, **self.pool_options, "fork_server": False}
+            async with KernelPool(size=1, **options) as pool:
                 outcome = await Runner(pool).run(request)
         return {
             "envelope": outcome.envelope,
