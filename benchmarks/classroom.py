@@ -349,6 +349,11 @@ async def main_async(args) -> int:
         stored = run_durations(platform)
         print(f"the same runs as stored (POST runs -> POST result, without the page): {len(stored)} runs, "
               f"p50 {percentile(stored, .5):.2f} s, p95 {percentile(stored, .95):.2f} s")
+        parts = app_timings(platform.log())
+        if parts:
+            print("  in the Voila kernel (the tool app's log), p50 / p95 s: " + ", ".join(
+                f"{key} {percentile(parts[key], .5):.2f} / {percentile(parts[key], .95):.2f}"
+                for key in ("create", "queue", "run", "artifacts", "finish", "total") if key in parts))
         if problems:
             print("FAILED: " + "; ".join(problems), file=sys.stderr, flush=True)
             return 1
@@ -370,6 +375,19 @@ def teacher_url(url: str, name: str, own_host: bool) -> str:
         return url
     parts = urlparse(url)
     return parts._replace(netloc=f"{name}.classroom.test:{parts.port}").geturl()
+
+
+def app_timings(log: str) -> dict[str, list[float]]:
+    """The tool app's own split of each finished run, from its log line ``run <id> <status> in N ms {...}``
+    (``runner_kernel/app.py``): create (POST runs), queue (waiting for a warm runner kernel; part of run),
+    run (runner), artifacts (PUTs), finish (POST result), total."""
+    import ast
+    import re
+    parts: dict[str, list[float]] = {}
+    for found in re.finditer(r"\] run \S+ \w+ in \d+ ms (\{[^}]*\})", log):
+        for key, value in ast.literal_eval(found.group(1)).items():
+            parts.setdefault(key.removesuffix("_ms"), []).append(value / 1000)
+    return parts
 
 
 def run_durations(platform) -> list[float]:

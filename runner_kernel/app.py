@@ -408,7 +408,9 @@ class ToolApp:
             self.show_payload(payload, run_id, live=True)
             self.timings = {"create_ms": (t1 - t0) * 1e3, "upload_ms": (t2 - t1) * 1e3, "stage_ms": (t3 - t2) * 1e3,
                             "run_ms": (t4 - t3) * 1e3, "artifacts_ms": (t5 - t4) * 1e3, "finish_ms": (t6 - t5) * 1e3,
-                            "total_ms": (t6 - t0) * 1e3}
+                            "total_ms": (t6 - t0) * 1e3,
+                            # of run_ms, the wait for a warm runner kernel (the classroom benchmark reads this line)
+                            "queue_ms": 1000 * float(timings.get("queue_wait_s") or 0)}
             log.info("run %s %s in %.0f ms %s", run_id, payload.get("status"), self.timings["total_ms"], self.timings)
         except ServiceError as exc:
             log.warning("run failed: %s (correlation %s)", exc, self.client.correlation_id)
