@@ -220,11 +220,47 @@ def _tool_server_progress_mixin(base):
     return ToolServerSpawner
 
 
+def _below_ephemeral_ports(base):
+    """Local user servers listen on a port below the kernel's ephemeral range.
+
+    JupyterHub picks a free port by binding port 0, which draws from the ephemeral range; so do the kernels of
+    every other user server on the machine. Between the pick and the server's own bind, a kernel could take the
+    port (seen in the classroom load test: EADDRINUSE, the hub gave up on that teacher's server). Ports are drawn
+    from 20000 up to the start of the ephemeral range instead, where nothing binds by chance."""
+    import random
+    import socket
+
+    def ephemeral_start() -> int:
+        try:
+            return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return 32768
+
+    class BelowEphemeralPorts(base):
+        async def start(self):
+            if self.port == 0:
+                self.port = self._free_port(20000, ephemeral_start())
+            return await super().start()
+
+        @staticmethod
+        def _free_port(low: int, high: int) -> int:
+            for port in random.sample(range(low, high), min(200, high - low)):
+                with socket.socket() as s:
+                    try:
+                        s.bind(("127.0.0.1", port))
+                    except OSError:
+                        continue
+                    return port
+            raise RuntimeError(f"no free port between {low} and {high}")
+
+    return BelowEphemeralPorts
+
+
 if mode == "demo":
     # Local processes under the hub's own account: no isolation between users (said loudly at start-up).
     from jupyterhub.spawner import SimpleLocalProcessSpawner
 
-    c.JupyterHub.spawner_class = _tool_server_progress_mixin(SimpleLocalProcessSpawner)
+    c.JupyterHub.spawner_class = _tool_server_progress_mixin(_below_ephemeral_ports(SimpleLocalProcessSpawner))
     c.SimpleLocalProcessSpawner.home_dir_template = str(home / "users" / "{username}")
     c.Spawner.cmd = [sys.executable, "-m", "runner_kernel.singleuser"]
     c.Spawner.args = tool_server_args
