@@ -416,11 +416,12 @@ class SkriptoteketVoila(Voila):
         help="Warm kernels kept for running tools (each ~55 MB idle); 0 starts one per run (slow).",
     )
     runner_refill_delay = Float(
-        1.5,
+        0.3,
         config=True,
         help="""Seconds between a tool run taking the runner's warm kernel and its replacement starting, so the
         start does not compete with the page drawing the result (a run that finds the pool empty starts it at
-        once).""",
+        once). Short, since a replacement is forked from the pool's fork server (~0.1 s of CPU); a teacher who
+        runs again a second later should find a warm kernel.""",
     )
     runner_start_wait = Float(
         20.0,
