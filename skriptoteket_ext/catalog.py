@@ -120,11 +120,17 @@ def _search_statement(text: bool, professions: bool, categories: bool, favorites
         key("'categories'"), _tag_array(tool_categories, tool_categories.c.category_slug, p.c.id),
         *((key("'favorite'"), _is_favorite(sa.bindparam("user"), p.c.id)) if favorite_flag else ()),
     )
+    more = (sa.func.count() > sa.bindparam("limit")).label("more")
+    if not favorite_flag:  # each card's text and id apart, to be joined with a user's flags later
+        in_page = p.c.n <= sa.bindparam("last")
+        empty = sa.literal_column("'{}'")
+        return sa.select(
+            sa.func.coalesce(sa.func.array_agg(aggregate_order_by(sa.cast(card, sa.Text), p.c.n)).filter(in_page), empty).label("cards"),
+            sa.func.coalesce(sa.func.array_agg(aggregate_order_by(p.c.id, p.c.n)).filter(in_page), empty).label("ids"),
+            more,
+        ).select_from(p)
     cards = sa.func.json_agg(aggregate_order_by(card, p.c.n)).filter(p.c.n <= sa.bindparam("last"))
-    return sa.select(
-        sa.cast(sa.func.coalesce(cards, sa.literal_column("'[]'::json")), sa.Text).label("tools"),
-        (sa.func.count() > sa.bindparam("limit")).label("more"),
-    ).select_from(p)
+    return sa.select(sa.cast(sa.func.coalesce(cards, sa.literal_column("'[]'::json")), sa.Text).label("tools"), more).select_from(p)
 
 
 async def _run_search(conn: AsyncConnection, user: str | None, q: str, professions, categories, favorites_only: bool,
@@ -162,8 +168,7 @@ async def shared_page(conn: AsyncConnection, *, q: str = "", professions: list[s
     """A page of ``search_json`` without the favorite flags, which are the only per-user part of a card:
     ``(tool ids, each card's JSON text without its closing brace, has_more)``, for ``page_json``."""
     row = await _run_search(conn, None, q, professions, categories, False, limit, offset)
-    cards = json.loads(row.tools)
-    return (tuple(c["id"] for c in cards), tuple(json.dumps(c, ensure_ascii=False)[:-1] for c in cards), row.more)
+    return tuple(row.ids), tuple(card[:-1] for card in row.cards), row.more  # card[:-1]: "{…" without its "}"
 
 
 async def favorite_ids(conn: AsyncConnection, user: str) -> frozenset[int]:
