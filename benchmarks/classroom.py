@@ -91,8 +91,10 @@ class Sampler:
     def roles(self) -> dict[str, list[psutil.Process]]:
         home, hub_port = str(self.platform.home), f":{self.platform.env['SKRIPTOTEKET_HUB_PORT']}/"
         me = psutil.Process()
-        out: dict[str, list[psutil.Process]] = {"hub": [], "service": [], "user servers": [], "chromium": [],
+        out: dict[str, list[psutil.Process]] = {"hub": [], "proxy": [], "service": [], "voila servers": [],
+                                                "page kernels": [], "tool kernels": [], "chromium": [],
                                                 "postgres": [], "benchmark": [me]}  # benchmark: protocol teachers
+        proxy_port = f"{urlparse(self.platform.url).port}"
         chromium = {p.pid for p in me.children(recursive=True)}
         for proc in psutil.process_iter(["cmdline"]):
             try:
@@ -109,8 +111,12 @@ class Sampler:
                         out["hub" if cmd[1:3] == ["-m", "jupyterhub"] else "service"].append(proc)
                 elif "runner_kernel.singleuser" in " ".join(cmd):
                     if hub_port in proc.environ().get("JUPYTERHUB_API_URL", ""):
-                        out["user servers"].append(proc)
-                        out["user servers"] += proc.children(recursive=True)
+                        out["voila servers"].append(proc)
+                        for child in proc.children(recursive=True):  # the runner's fork server and its kernels
+                            tool = any(c.endswith(("_zygote.py", "_launch.py")) for c in child.cmdline())
+                            out["tool kernels" if tool else "page kernels"].append(child)
+                elif any("configurable-http-proxy" in c for c in cmd) and proxy_port in " ".join(cmd):
+                    out["proxy"].append(proc)
                 elif "postgres" in cmd[0] and home in " ".join(cmd):
                     out["postgres"].append(proc)
                     out["postgres"] += proc.children(recursive=True)
@@ -141,10 +147,18 @@ class Sampler:
 
         self._task = asyncio.ensure_future(loop())
 
+    def mark(self) -> None:
+        """The start of the run phase: CPU from here on is reported apart (``run_phase_cpu_s``)."""
+        self.sample()
+        self.cpu_mark = {role: sum(v.values()) for role, v in self.cpu.items()}
+
     def stop(self) -> dict:
         self._task.cancel()
         self.sample()
+        mark = getattr(self, "cpu_mark", {})
+        # A process that exited between two samples (a tool kernel lives for one run) loses its last second.
         return {role: {"cpu_s": round(sum(v.values()) - self.cpu_start.get(role, 0.0), 1),
+                       "run_phase_cpu_s": round(sum(v.values()) - mark.get(role, sum(v.values())), 1),
                        "peak_rss_mb": round(self.peak_rss.get(role, 0) / 2**20)} for role, v in self.cpu.items()}
 
 
@@ -153,14 +167,17 @@ class Gate:
     N teachers running at once, not runs competing with other teachers' server spawns (the open phase is
     measured on its own). ``--no-barrier`` lets each teacher run as soon as the tool is open."""
 
-    def __init__(self, n: int, enabled: bool = True):
+    def __init__(self, n: int, enabled: bool = True, on_open=None):
         self.n, self.enabled, self.arrived, self.event = n, enabled, 0, asyncio.Event()
         self.opened_at: float | None = None
+        self.on_open = on_open
 
     def arrive(self) -> None:
         self.arrived += 1
         if self.arrived >= self.n:
             self.opened_at = time.monotonic()
+            if self.on_open:
+                self.on_open()
             self.event.set()
 
     async def wait(self) -> None:
@@ -319,7 +336,7 @@ async def main_async(args) -> int:
         sampler = Sampler(platform)
         sampler.start()
         t0 = time.monotonic()
-        gate = Gate(len(names), args.barrier)
+        gate = Gate(len(names), args.barrier, on_open=sampler.mark)
         # the browser teachers arrive first (with the stagger: while the machine is least loaded)
         await asyncio.gather(*(
             browser_teacher(browser, teacher_url(platform.url, name, args.host_per_teacher), name,
@@ -343,9 +360,12 @@ async def main_async(args) -> int:
             done = sum(len(s["latency"]) for s in stats.values())
             print(f"run phase (every tool open, then all teachers run at once): {phase:.0f} s, "
                   f"{done / phase:.2f} runs/s")
-        print("CPU seconds and peak RSS per role (benchmark = this process: the protocol teachers and the sampler):")
+        print("CPU seconds (whole benchmark, and the run phase alone) and peak RSS per role "
+              "(benchmark = this process: the protocol teachers and the sampler):")
+        runs_done = sum(len(s["latency"]) for s in stats.values()) or 1
         for role, u in usage.items():
-            print(f"  {role:>13}: {u['cpu_s']:7.1f} CPU s, peak RSS {u['peak_rss_mb']} MiB")
+            print(f"  {role:>13}: {u['cpu_s']:7.1f} CPU s, run phase {u['run_phase_cpu_s']:6.1f} s "
+                  f"({1000 * u['run_phase_cpu_s'] / runs_done:5.0f} ms/run), peak RSS {u['peak_rss_mb']} MiB")
         stored = run_durations(platform)
         print(f"the same runs as stored (POST runs -> POST result, without the page): {len(stored)} runs, "
               f"p50 {percentile(stored, .5):.2f} s, p95 {percentile(stored, .95):.2f} s")
