@@ -79,7 +79,15 @@ def percentile(values: list[float], q: float) -> float:
 
 
 class Sampler:
-    """CPU seconds and peak RSS per role, from psutil, every ``interval`` seconds."""
+    """CPU seconds and peak RSS per role, from psutil, every ``interval`` seconds.
+
+    A process's role is decided once, when it is first seen (its command line, and for kernels the Voila
+    server above it); later samples only read its CPU times and RSS. The sampler runs in the protocol
+    teachers' process, so a cheap sample matters: a full scan with environments every second took CPU from
+    them."""
+
+    ROLES = ("hub", "proxy", "service", "voila servers", "page kernels", "tool kernels", "chromium", "postgres",
+             "benchmark")
 
     def __init__(self, platform, interval: float = 1.0):
         self.platform, self.interval = platform, interval
@@ -87,41 +95,45 @@ class Sampler:
         self.cpu: dict[str, dict[int, float]] = {}
         self.cpu_start: dict[str, float] = {}
         self._task = None
+        self._me = psutil.Process()
+        self._known: dict[int, tuple[str | None, psutil.Process | None]] = {self._me.pid: ("benchmark", self._me)}
+
+    def _role(self, proc: psutil.Process) -> str | None:
+        home, hub_port = str(self.platform.home), f":{self.platform.env['SKRIPTOTEKET_HUB_PORT']}/"
+        cmd = proc.cmdline()
+        if not cmd:
+            return None
+        ancestors = [self._known.get(a.pid, (None, None))[0] for a in proc.parents()]
+        if "benchmark" in ancestors and "chrom" in cmd[0]:
+            return "chromium"
+        if "voila servers" in ancestors:  # the runner's fork server and its kernels, or Voila's page kernels
+            return "tool kernels" if any(c.endswith(("_zygote.py", "_launch.py")) for c in cmd) else "page kernels"
+        if "postgres" in ancestors:
+            return "postgres"
+        if cmd[1:3] == ["-m", "jupyterhub"] or cmd[-2:] == ["-m", "skriptoteket_ext"]:
+            if proc.environ().get("SKRIPTOTEKET_HOME") == home:
+                return "hub" if cmd[1:3] == ["-m", "jupyterhub"] else "service"
+        elif "runner_kernel.singleuser" in " ".join(cmd):
+            if hub_port in proc.environ().get("JUPYTERHUB_API_URL", ""):
+                return "voila servers"
+        elif any("configurable-http-proxy" in c for c in cmd) and f"{urlparse(self.platform.url).port}" in " ".join(cmd):
+            return "proxy"
+        elif "postgres" in cmd[0] and home in " ".join(cmd):
+            return "postgres"
+        return None
 
     def roles(self) -> dict[str, list[psutil.Process]]:
-        home, hub_port = str(self.platform.home), f":{self.platform.env['SKRIPTOTEKET_HUB_PORT']}/"
-        me = psutil.Process()
-        out: dict[str, list[psutil.Process]] = {"hub": [], "proxy": [], "service": [], "voila servers": [],
-                                                "page kernels": [], "tool kernels": [], "chromium": [],
-                                                "postgres": [], "benchmark": [me]}  # benchmark: protocol teachers
-        proxy_port = f"{urlparse(self.platform.url).port}"
-        chromium = {p.pid for p in me.children(recursive=True)}
-        for proc in psutil.process_iter(["cmdline"]):
-            try:
-                cmd = proc.info["cmdline"] or []
-                if proc.pid in chromium and any("chrom" in c for c in cmd[:1]):
-                    out["chromium"].append(proc)
+        out: dict[str, list[psutil.Process]] = {role: [] for role in self.ROLES}
+        for pid in sorted(psutil.pids()):  # parents (lower pids, mostly) are classified before their children
+            if pid not in self._known:
+                try:
+                    proc = psutil.Process(pid)
+                    self._known[pid] = (self._role(proc), proc)
+                except psutil.Error:
                     continue
-                if not cmd:
-                    continue
-                env = None
-                if cmd[1:3] == ["-m", "jupyterhub"] or cmd[-2:] == ["-m", "skriptoteket_ext"]:
-                    env = proc.environ()
-                    if env.get("SKRIPTOTEKET_HOME") == home:
-                        out["hub" if cmd[1:3] == ["-m", "jupyterhub"] else "service"].append(proc)
-                elif "runner_kernel.singleuser" in " ".join(cmd):
-                    if hub_port in proc.environ().get("JUPYTERHUB_API_URL", ""):
-                        out["voila servers"].append(proc)
-                        for child in proc.children(recursive=True):  # the runner's fork server and its kernels
-                            tool = any(c.endswith(("_zygote.py", "_launch.py")) for c in child.cmdline())
-                            out["tool kernels" if tool else "page kernels"].append(child)
-                elif any("configurable-http-proxy" in c for c in cmd) and proxy_port in " ".join(cmd):
-                    out["proxy"].append(proc)
-                elif "postgres" in cmd[0] and home in " ".join(cmd):
-                    out["postgres"].append(proc)
-                    out["postgres"] += proc.children(recursive=True)
-            except psutil.Error:
-                continue
+            role, proc = self._known[pid]
+            if role is not None:
+                out[role].append(proc)
         return out
 
     def sample(self) -> None:
