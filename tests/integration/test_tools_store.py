@@ -363,14 +363,14 @@ async def test_catalog_cache_answers_as_postgres_does_and_follows_every_change(e
     ``invalidate`` (as another replica or psql would write). While its LISTEN connection is gone it serves
     nothing from memory. Without the triggers a cached page would stay stale for ``max_age`` (300 s)."""
     from skriptoteket_ext.catalog_cache import CatalogCache
-    from skriptoteket_ext.metrics import CATALOG_CACHE
+    from skriptoteket_ext.metrics import REGISTRY
 
     tool, v1 = await ready_tool(engine, slug="seat-planner")
     await tx(engine, store.publish_version, tool["id"], v1["id"], "rita", None)
     await tx(engine, store.publish_tool, tool["id"], "rita")
     cache = CatalogCache(fresh_db_url)
     cache.start()
-    hits = lambda: CATALOG_CACHE.labels("hit")._value.get()  # noqa: E731
+    hits = lambda: REGISTRY.get_sample_value("skriptoteket_catalog_searches_total", {"result": "hit"}) or 0.0  # noqa: E731
     queries = [{"q": "maker"}, {}, {"professions": ["teacher"]}, {"q": "seat", "categories": ["other"]}]
 
     async def answers(user, **query):
