@@ -45,7 +45,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.teacher_client import ProtocolTeacher
+from benchmarks.teacher_client import ProtocolTeacher, RunOutcome
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.browser.tools import publish
 from tests.e2e.conftest import start_platform, stop_platform
@@ -201,56 +201,85 @@ def new_stats() -> dict:
     return {"latency": [], "open": [], "errors": [], "run_errors": 0, "busy": 0, "teachers": 0}
 
 
+async def take_part(name: str, runs: int, think: float, stats: dict, gate: Gate, *, login, open_tool, run_once,
+                    where, socket_gone=lambda: False) -> None:
+    """One teacher, whatever kind: log in, open the tool (timed), wait at the gate, then press Run ``runs`` times
+    with ``think`` seconds between a result and the next click. ``run_once(n)`` gives a ``RunOutcome`` or
+    raises (that run failed); ``where()`` says where a teacher that could not open the tool was stuck."""
+    opened = False
+    try:
+        await login()
+        t0 = time.monotonic()
+        await open_tool()
+        stats["open"].append(time.monotonic() - t0)
+        opened = True
+    except Exception as exc:  # noqa: BLE001 - reported, the others go on
+        stats["errors"].append(f"{name} open: {type(exc).__name__} {await where()}: {exc}"[:400])
+    finally:
+        gate.arrive()
+    if not opened:
+        return
+    await gate.wait()
+    for n in range(1, runs + 1):
+        await asyncio.sleep(think)
+        try:
+            outcome = await run_once(n)
+        except Exception as exc:  # noqa: BLE001 - this run failed (a timeout, a closed socket); reported
+            stats["errors"].append(f"{name} run {n}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300])
+            stats["run_errors"] += 1
+            if socket_gone():
+                return  # the remaining runs are missing (and counted as such)
+            continue
+        if outcome.kind == "result":
+            stats["latency"].append(outcome.seconds)
+        elif outcome.kind == "busy":
+            stats["busy"] += 1
+        else:
+            stats["errors"].append(f"{name} run {n}: {outcome.text[:200]!r}")
+            stats["run_errors"] += 1
+    stats["finished"] = max(stats.get("finished", 0.0), time.monotonic())
+
+
 async def browser_teacher(browser, url: str, name: str, password: str, runs: int, think: float, stats: dict,
                           gate: Gate, arrive: float = 0.0) -> None:
+    """A teacher in Chromium: the hub's login form, the tool link, the Run button, the result drawn."""
     await asyncio.sleep(arrive)  # a class does not arrive in the same millisecond
     context = await browser.new_context()
     context.set_default_timeout(180_000)  # 20 renderers starting on 2 cores: the login page alone took > 30 s
     page = await context.new_page()
-    opened = False
-    try:
+
+    async def login():
+        await page.goto(url + "/hub/login")
+        await page.fill("#username_input", name)
+        await page.fill("#password_input", password)
+        await page.click("#login_submit")
+        await page.wait_for_load_state()
+
+    async def open_tool():
+        await page.goto(f"{url}/hub/user-redirect/?tool=class-groups")
+        await page.wait_for_selector(".skr-app .skr-title", timeout=300_000)
+
+    async def where():  # the page's address and the start of its text
         try:
-            await page.goto(url + "/hub/login")
-            await page.fill("#username_input", name)
-            await page.fill("#password_input", password)
-            await page.click("#login_submit")
-            await page.wait_for_load_state()
-            t0 = time.monotonic()
-            await page.goto(f"{url}/hub/user-redirect/?tool=class-groups")
-            await page.wait_for_selector(".skr-app .skr-title", timeout=300_000)
-            stats["open"].append(time.monotonic() - t0)
-            opened = True
-        except Exception as exc:  # noqa: BLE001 - reported, the others go on
-            try:  # where the teacher was stuck: the page's address and the start of its text
-                seen = f"at {page.url}: {(await page.inner_text('body', timeout=5000))[:160]!r}"
-            except Exception:  # noqa: BLE001
-                seen = f"at {page.url}"
-            stats["errors"].append(f"{name} open: {type(exc).__name__} {seen}"[:400])
-        finally:
-            gate.arrive()
-        if not opened:
-            return
-        await gate.wait()
-        for n in range(1, runs + 1):
-            await asyncio.sleep(think)
-            t0 = time.monotonic()
-            try:
-                await page.click("button.skr-run-button")
-                await page.wait_for_selector(f".skr-app.skr-done-{n}", state="attached", timeout=300_000)
-            except Exception as exc:  # noqa: BLE001 - this run failed; the teacher tries the next one
-                stats["errors"].append(f"{name} run {n}: {type(exc).__name__}: {str(exc).splitlines()[0]}"[:300])
-                stats["run_errors"] += 1
-                continue
-            elapsed = time.monotonic() - t0
-            text = (await page.locator(".skr-app").inner_text()).lower()
-            if "group\tnames" in text or await page.locator(".skr-result table").count():
-                stats["latency"].append(elapsed)
-            elif "busy" in text or "upptaget" in text or "try again" in text or "försök igen" in text:
-                stats["busy"] += 1
-            else:
-                stats["errors"].append(f"{name} run {n}: {text[:200]!r}")
-                stats["run_errors"] += 1
-        stats["finished"] = max(stats.get("finished", 0.0), time.monotonic())
+            return f"at {page.url}: {(await page.inner_text('body', timeout=5000))[:160]!r}"
+        except Exception:  # noqa: BLE001
+            return f"at {page.url}"
+
+    async def run_once(n: int) -> RunOutcome:
+        t0 = time.monotonic()
+        await page.click("button.skr-run-button")
+        await page.wait_for_selector(f".skr-app.skr-done-{n}", state="attached", timeout=300_000)
+        elapsed = time.monotonic() - t0
+        text = (await page.locator(".skr-app").inner_text()).lower()
+        if "group\tnames" in text or await page.locator(".skr-result table").count():
+            return RunOutcome("result", elapsed)
+        if "busy" in text or "upptaget" in text or "try again" in text or "försök igen" in text:
+            return RunOutcome("busy", elapsed)
+        return RunOutcome("error", elapsed, text)
+
+    try:
+        await take_part(name, runs, think, stats, gate, login=login, open_tool=open_tool, run_once=run_once,
+                        where=where)
     finally:
         await context.close()
 
@@ -260,39 +289,14 @@ async def protocol_teacher(url: str, name: str, password: str, runs: int, think:
     """The same steps as ``browser_teacher``, as the page's HTTP/websocket traffic (``teacher_client``)."""
     await asyncio.sleep(arrive)
     client = ProtocolTeacher(url, name, password, timeout=300)
-    opened = False
+
+    async def where():
+        return f"at {client.where}"
+
     try:
-        try:
-            await client.login()
-            t0 = time.monotonic()
-            await client.open_tool("class-groups")
-            stats["open"].append(time.monotonic() - t0)
-            opened = True
-        except Exception as exc:  # noqa: BLE001 - reported, the others go on
-            stats["errors"].append(f"{name} open: {type(exc).__name__} at {client.where}: {exc}"[:400])
-        finally:
-            gate.arrive()
-        if not opened:
-            return
-        await gate.wait()
-        for n in range(1, runs + 1):
-            await asyncio.sleep(think)
-            try:
-                outcome = await client.run(n)
-            except Exception as exc:  # noqa: BLE001 - this run failed (a timeout, a closed socket); reported
-                stats["errors"].append(f"{name} run {n}: {type(exc).__name__}: {exc}"[:300])
-                stats["run_errors"] += 1
-                if client.reader is not None and client.reader.done():
-                    return  # the socket is gone: the remaining runs are missing (and counted as such)
-                continue
-            if outcome.kind == "result":
-                stats["latency"].append(outcome.seconds)
-            elif outcome.kind == "busy":
-                stats["busy"] += 1
-            else:
-                stats["errors"].append(f"{name} run {n}: {outcome.text[:200]!r}")
-                stats["run_errors"] += 1
-        stats["finished"] = max(stats.get("finished", 0.0), time.monotonic())
+        await take_part(name, runs, think, stats, gate, login=client.login,
+                        open_tool=lambda: client.open_tool("class-groups"), run_once=client.run, where=where,
+                        socket_gone=lambda: client.reader is not None and client.reader.done())
     finally:
         await client.close()
 
