@@ -1,8 +1,8 @@
 # Skriptoteket's hub image: JupyterHub + configurable-http-proxy + the Skriptoteket service, for
 # docker-compose.yml. Built by `scripts/build-image.sh --hub` from the same context and base as the user image
-# (wheelhouse/ (the dependency wheels, requirements-hub.txt), node/ (the host's node binary and
-# configurable-http-proxy's node_modules), src/ (hub_config, migrations, the packages' sources)), so it builds
-# air-gapped too.
+# (wheelhouse/ (the dependency wheels, requirements-hub.txt), debs/ (iptables and what it needs beyond the base,
+# downloaded by the script), node/ (the host's node binary and configurable-http-proxy's node_modules), src/
+# (hub_config, migrations, the packages' sources)), so it builds air-gapped too: nothing is downloaded here.
 #
 # The project runs from its source tree at /srv/skriptoteket (PYTHONPATH), as from a checkout: the launcher
 # finds hub_config/, migrations/ and node_modules/ next to the packages. Dependencies come from the wheelhouse.
@@ -21,6 +21,10 @@ RUN python3 -m venv /opt/skriptoteket \
 
 FROM ${BASE_IMAGE}
 SHELL ["/bin/sh", "-eu", "-c"]
+# iptables: the hub's firewall rules for the users' network (hub_config/docker.py, docs/docker.md "Firewall")
+COPY debs /tmp/debs
+RUN if ls /tmp/debs/*.deb >/dev/null 2>&1; then dpkg -i /tmp/debs/*.deb >/dev/null; fi \
+ && rm -rf /tmp/debs && iptables --version
 COPY --from=install /opt/skriptoteket /opt/skriptoteket
 COPY node/node /usr/local/bin/node
 COPY node/node_modules /srv/skriptoteket/node_modules

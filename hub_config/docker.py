@@ -135,37 +135,53 @@ def _iptables_rules(network_attrs, ports):
     ]
 
 
+def _iptables_command():
+    """The iptables variant that sees Docker's rules: Docker made DOCKER-USER with the host's backend (nft or
+    legacy), and a hub in a container (docker-compose.yml) has both; the chain is missing in the other one. None
+    when no variant can list it (no iptables, not root, or no NET_ADMIN)."""
+    import shutil
+    import subprocess
+
+    for command in ("iptables", "iptables-nft", "iptables-legacy"):
+        if shutil.which(command) and subprocess.run([command, "-S", "DOCKER-USER"], capture_output=True).returncode == 0:
+            return command
+    return None
+
+
 def _firewall(network_attrs, ports):
     """Host firewall rules for the users' network (iptables; root). SKRIPTOTEKET_DOCKER_FIREWALL: ``auto``
     (default: apply when possible, else warn), ``on`` (fail when impossible), ``off``."""
     import shlex
-    import shutil
     import subprocess
 
     mode = os.environ.get("SKRIPTOTEKET_DOCKER_FIREWALL", "auto")
     if mode == "off":
         return
-    if os.geteuid() != 0 or shutil.which("iptables") is None:
+    iptables = _iptables_command() if os.geteuid() == 0 else None
+    if iptables is None:
         if mode == "on":
-            _fail("SKRIPTOTEKET_DOCKER_FIREWALL=on needs root and iptables")
-        print("Skriptoteket (Docker mode): no iptables rules for the users' network (not root or no iptables): "
-              "outside connections time out instead of failing at once, and containers reach every port the host "
-              "opens on 0.0.0.0; see docs/docker.md", file=sys.stderr)
+            _fail("SKRIPTOTEKET_DOCKER_FIREWALL=on needs root, iptables and NET_ADMIN (iptables -S DOCKER-USER "
+                  "failed)")
+        print("Skriptoteket (Docker mode): no iptables rules for the users' network (not root, no iptables, or no "
+              "NET_ADMIN): outside connections time out instead of failing at once, and containers reach every "
+              "port the host opens on 0.0.0.0; see docs/docker.md", file=sys.stderr)
         return
     marker = f"skriptoteket:{NETWORK}"
     try:
         for chain in ("DOCKER-USER", "INPUT"):  # rules from an earlier start (other ports) go first
-            listing = subprocess.run(["iptables", "-S", chain], capture_output=True, text=True, check=True).stdout
+            listing = subprocess.run([iptables, "-S", chain], capture_output=True, text=True, check=True).stdout
             for line in listing.splitlines():
                 if marker in line and line.startswith("-A "):
-                    subprocess.run(["iptables", "-D", *shlex.split(line)[1:]], check=True, capture_output=True)
+                    subprocess.run([iptables, "-D", *shlex.split(line)[1:]], check=True, capture_output=True)
         for chain, rule in reversed(_iptables_rules(network_attrs, ports)):
-            subprocess.run(["iptables", "-I", chain, "1", *rule], check=True, capture_output=True, text=True)
+            subprocess.run([iptables, "-I", chain, "1", *rule], check=True, capture_output=True, text=True)
     except subprocess.CalledProcessError as e:
         if mode == "on":
             _fail(f"iptables failed: {(e.stderr or '').strip()}")
         print(f"Skriptoteket (Docker mode): iptables failed ({(e.stderr or '').strip()}); see docs/docker.md",
               file=sys.stderr)
+        return
+    print(f"Skriptoteket (Docker mode): firewall rules for {NETWORK} applied ({iptables})", file=sys.stderr)
 
 
 GATEWAY, _NETWORK_ATTRS = _preflight()

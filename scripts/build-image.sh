@@ -40,6 +40,8 @@ LABEL=org.skriptoteket.content-hash
 BASE_PACKAGES="python3 python3-venv python3-pip ca-certificates tini libpango-1.0-0 libpangoft2-1.0-0 \
 libharfbuzz0b libharfbuzz-subset0 libfontconfig1 fontconfig fonts-dejavu-core shared-mime-info"
 EXTRA_REQUIREMENTS="jupyterhub-idle-culler>=1.4,<2"
+# The hub image's own system packages: iptables for the firewall rules of the users' network (docs/docker.md).
+HUB_SYSTEM_PACKAGES="iptables"
 
 want_hub=0; force=0; print_hash=0; registry_base=""
 while [ $# -gt 0 ]; do
@@ -233,6 +235,24 @@ if [ "$build_hub" = 1 ]; then
   cp "$node_bin" "$ctx/node/node"
   cp -r node_modules "$ctx/node/node_modules"
   cp -r hub_config migrations skriptoteket_ext runner_kernel "$ctx/src/"
+  # the .debs of HUB_SYSTEM_PACKAGES not in the base, resolved by the base's own apt (so they fit it, whatever this
+  # host runs) in a throw-away container, and cached; the Dockerfile installs them with dpkg, no network
+  debs="$CACHE/hub-debs-$(printf '%s\n' "$HUB_SYSTEM_PACKAGES" "$(docker image inspect -f '{{.Id}}' "$BASE")" \
+    | sha256sum | cut -c1-16)"
+  if [ ! -f "$debs/.complete" ]; then
+    log "apt-get install --download-only (in a container of $BASE): $HUB_SYSTEM_PACKAGES"
+    rm -rf "$debs"; mkdir -p "$debs"
+    docker run --rm -v "$debs:/out" --entrypoint sh "$BASE" -euc "
+      apt-get update -qq
+      mkdir -p /tmp/archives/partial
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --download-only --no-install-recommends \
+        -o Dir::Cache::archives=/tmp/archives $HUB_SYSTEM_PACKAGES >/dev/null
+      for f in /tmp/archives/*.deb; do [ -f \"\$f\" ] && cp \"\$f\" /out/; done; true
+    " >"$CACHE/hub-debs.log" 2>&1 || { tail -20 "$CACHE/hub-debs.log" >&2; exit 1; }
+    touch "$debs/.complete"
+  fi
+  mkdir -p "$ctx/debs"
+  for f in "$debs"/*.deb; do if [ -f "$f" ]; then cp "$f" "$ctx/debs/"; fi; done
   find "$ctx" -name __pycache__ -prune -exec rm -rf {} +
   log "docker build $HUB_IMAGE (FROM $BASE)"
   DOCKER_BUILDKIT=0 docker build --quiet --force-rm -f "$ctx/hub.Dockerfile" \
