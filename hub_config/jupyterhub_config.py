@@ -136,6 +136,12 @@ c.JupyterHub.authenticate_prometheus = True
 _cull_idle = int(os.environ.get("SKRIPTOTEKET_CULL_IDLE", "3600"))
 if _cull_idle > 0:
     _cull_every = int(os.environ.get("SKRIPTOTEKET_CULL_EVERY", str(max(10, min(300, _cull_idle // 6)))))
+    # The culler trusts the hub's last_activity. Its fresh source is the proxy (every request, and every websocket
+    # frame from the browser: clicks, and the answers to the tool server's 30 s pings while a tool page is open),
+    # which the hub reads only every last_activity_interval (JupyterHub's default 300 s; the tool server's own
+    # report is as sparse). With a shorter timeout, teachers in the middle of their work were culled
+    # (tests/e2e/test_culling.py): read it at least five times per timeout.
+    c.JupyterHub.last_activity_interval = max(5, min(300, _cull_idle // 5))
     c.JupyterHub.services.append({
         "name": "idle-culler",
         "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={_cull_idle}",

@@ -1,0 +1,157 @@
+"""Idle culling end to end: the real culler service (``jupyterhub_idle_culler``, which the hub starts from
+hub_config/jupyterhub_config.py's culler block) stops the server of a teacher who closed the tool page, leaves
+alone the server of a teacher who keeps working, and the tool link starts the stopped server again.
+
+Teachers are ``benchmarks/teacher_client.ProtocolTeacher``: a tool page's HTTP and kernel-websocket traffic
+(login, tool link, pending page, OAuth, Voila page, widget clicks) through the real proxy and hub, in demo mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from benchmarks.teacher_client import ProtocolTeacher
+from tests.conftest import private_tmpdir
+
+from .conftest import _running, start_platform, stop_platform
+from .publishing import publish_tool
+
+pytestmark = [pytest.mark.hub, pytest.mark.timeout(420)]
+
+CULL_IDLE = 25  # s; the hub then reads the proxy's activity every 5 s (the culler block: CULL_IDLE // 5, >= 5)
+CULL_EVERY = 5  # s
+THINK = 2.0  # s between a result and the working teacher's next click
+SLUG = "cull-groups"
+TABLE_TOOL = (
+    "import random\n\n"
+    "def run_tool(input_dir, output_dir):\n"
+    "    names = ['Ada', 'Bo', 'Cy', 'Dee', 'Ed', 'Fia']\n"
+    "    random.shuffle(names)\n"
+    "    return {'outputs': [{'kind': 'table', 'title': 'Groups', 'columns': [{'key': 'n', 'label': 'Names'}],\n"
+    "                         'rows': [{'n': ', '.join(names[i::2])} for i in range(2)]}]}\n"
+)
+IDLE, BUSY = "cull-idle", "cull-busy"
+
+
+@pytest.fixture(scope="module")
+def cull_platform():
+    path = Path(private_tmpdir("skr-cull-"))
+    running = start_platform(path / "home", extra_env={
+        "SKRIPTOTEKET_CULL_IDLE": str(CULL_IDLE), "SKRIPTOTEKET_CULL_EVERY": str(CULL_EVERY)})
+    _running.append(running)
+    yield running
+    _running.remove(running)
+    stop_platform(running)
+    running.postgres.stop(mode="immediate")
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _parse(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+async def _server(hub: httpx.AsyncClient, name: str) -> dict | None:
+    """The user's default server as the hub's REST API reports it (None: not running)."""
+    response = await hub.get(f"/users/{name}")
+    response.raise_for_status()
+    return response.json()["servers"].get("")
+
+
+async def _keep_working(teacher: ProtocolTeacher, stop: asyncio.Event, outcomes: list) -> None:
+    """A teacher at work: presses Run, reads the result for THINK seconds, presses Run again."""
+    n = 1
+    while not stop.is_set():
+        n += 1
+        outcomes.append(await teacher.run(n))
+        try:
+            await asyncio.wait_for(stop.wait(), THINK)
+        except TimeoutError:
+            pass
+
+
+async def test_culler_stops_an_idle_teachers_server_not_a_working_ones_and_the_tool_link_restarts_it(cull_platform):
+    platform = cull_platform
+    publish_tool(platform, SLUG, "Groups", source=TABLE_TOOL)
+    for name in (IDLE, BUSY):
+        platform.create_user(name)
+    hub = httpx.AsyncClient(base_url=f"{platform.url}/hub/api", timeout=30,
+                            headers={"Authorization": f"token {platform.token_for('admin')}"})
+    idle = ProtocolTeacher(platform.url, IDLE, platform.passwords[IDLE], timeout=120)
+    busy = ProtocolTeacher(platform.url, BUSY, platform.passwords[BUSY], timeout=120)
+    revisit = ProtocolTeacher(platform.url, IDLE, platform.passwords[IDLE], timeout=120)
+    stop, worked, worker = asyncio.Event(), [], None
+    try:
+        # 1. both teachers open the tool (the link spawns their servers) and run it once
+        await asyncio.gather(idle.login(), busy.login())
+        t_open = time.monotonic()
+        await asyncio.gather(idle.open_tool(SLUG), busy.open_tool(SLUG))
+        opened = time.monotonic()
+        for teacher in (idle, busy):
+            outcome = await teacher.run(1)
+            assert outcome.kind == "result", (teacher.name, outcome)
+        busy_started = (await _server(hub, BUSY))["started"]
+        idle_started = (await _server(hub, IDLE))["started"]
+
+        # 2. one closes the tool page (the websocket goes, no more requests); the other keeps working
+        await idle.ws.close()
+        idle.reader.cancel()
+        closed = time.monotonic()
+        worker = asyncio.ensure_future(_keep_working(busy, stop, worked))
+        deadline = closed + CULL_IDLE + 2 * CULL_EVERY + 60  # + the hub's read of the proxy and a slow stop
+        while await _server(hub, IDLE) is not None:
+            assert not worker.done(), f"the working teacher stopped: {worker.exception()!r}"
+            assert time.monotonic() < deadline, f"{IDLE}'s server was not culled within {deadline - closed:.0f} s"
+            await asyncio.sleep(1)
+        culled_after = time.monotonic() - closed
+        log = platform.log()
+        found = re.search(rf"Culling server {IDLE} \(inactive for (\d+):(\d+):(\d+)\)", log)
+        assert found, "the culler's log line for the idle teacher is missing"
+        hours, minutes, seconds = map(int, found.groups())
+        assert hours * 3600 + minutes * 60 + seconds >= CULL_IDLE  # the timeout is honoured, not cut short
+        assert f"DELETE /hub/api/users/{IDLE}/server (idle-culler@" in log  # stopped by the culler, nobody else
+        assert culled_after >= CULL_IDLE - 1
+
+        # 3. the same browser (its cookies) follows the tool link again: the server starts again, the tool works
+        revisit.http.cookies.update(idle.http.cookies)
+        t_revisit = time.monotonic()
+        await revisit.open_tool(SLUG)  # pending page → spawn → OAuth → tool page, or TeacherError saying where
+        reopened = time.monotonic() - t_revisit
+        outcome = await revisit.run(1)
+        assert outcome.kind == "result", outcome
+        again = await _server(hub, IDLE)
+        assert again is not None and again["started"] != idle_started
+
+        # 4. the working teacher was never culled: the same server, well past two timeouts, with every run a result
+        while time.monotonic() - opened < 2 * CULL_IDLE + 2 * CULL_EVERY:
+            assert not worker.done(), f"the working teacher stopped: {worker.exception()!r}"
+            await asyncio.sleep(1)
+        stop.set()
+        await worker
+        server = await _server(hub, BUSY)
+        assert server is not None and server["started"] == busy_started, f"{BUSY}'s server was stopped: {server}"
+        lag = (datetime.now(UTC) - _parse(server["last_activity"])).total_seconds()
+        assert lag < CULL_IDLE, f"the hub's last_activity for {BUSY} is {lag:.0f} s old"
+        assert f"Culling server {BUSY}" not in platform.log()
+        assert worked and all(o.kind == "result" for o in worked), [o for o in worked if o.kind != "result"]
+        print(f"\nopen {opened - t_open:.1f} s; {IDLE} culled {culled_after:.1f} s after the page closed "
+              f"(culler: inactive {found.group(0)[-9:-1]}); tool link to a working page again {reopened:.1f} s; "
+              f"{BUSY}: {len(worked) + 1} runs over {time.monotonic() - opened:.0f} s, not culled, "
+              f"hub last_activity {lag:.1f} s old")
+    finally:
+        stop.set()
+        if worker is not None and not worker.done():
+            worker.cancel()
+        for teacher in (idle, busy, revisit):
+            try:
+                await teacher.close()
+            except Exception:  # noqa: BLE001 - a socket the cull already closed
+                pass
+        await hub.aclose()
