@@ -198,7 +198,7 @@ class Gate:
 
 
 def new_stats() -> dict:
-    return {"latency": [], "open": [], "errors": [], "run_errors": 0, "busy": 0, "teachers": 0}
+    return {"latency": [], "open": [], "errors": [], "run_errors": 0, "busy": 0, "teachers": 0, "messages": []}
 
 
 async def take_part(name: str, runs: int, think: float, stats: dict, gate: Gate, *, login, open_tool, run_once,
@@ -232,6 +232,8 @@ async def take_part(name: str, runs: int, think: float, stats: dict, gate: Gate,
             continue
         if outcome.kind == "result":
             stats["latency"].append(outcome.seconds)
+            if outcome.messages is not None:
+                stats["messages"].append(outcome.messages)
         elif outcome.kind == "busy":
             stats["busy"] += 1
         else:
@@ -313,6 +315,9 @@ def report(kind: str, stats: dict, runs: int, what: str) -> list[str]:
     print(f"  tool open after login, incl. server spawn ({len(opened)} of {stats['teachers']}): "
           f"p50 {percentile(opened, .5):.1f} s, p95 {percentile(opened, .95):.1f} s, "
           f"max {max(opened, default=float('nan')):.1f} s")
+    if stats["messages"]:
+        print(f"  widget messages kernel -> page per run: p50 {percentile(stats['messages'], .5):.0f}, "
+              f"max {max(stats['messages'])}")
     print(f"  errors: {len(stats['errors'])}, busy answers: {stats['busy']}")
     for err in stats["errors"][:10]:
         print("    ", err)

@@ -58,6 +58,7 @@ class RunOutcome:
     kind: str  # "result" | "busy" | "error"
     seconds: float
     text: str = ""
+    messages: int | None = None  # widget messages the page received for this run (protocol teachers only)
 
 
 def text_of(markup: str) -> str:
@@ -77,6 +78,7 @@ class ProtocolTeacher:
         self.control: dict[str, asyncio.Future] = {}  # control comm id -> its first message
         self.reader: asyncio.Task | None = None
         self.where = "start"
+        self.widget_messages = 0  # comm_open / comm_msg / comm_close of widgets received from the kernel
 
     # ----------------------------------------------------------------------------------- HTTP: hub and page
 
@@ -183,6 +185,8 @@ class ProtocolTeacher:
                 future.set_result(msg)
             return
         comm_id = content.get("comm_id")
+        if kind in ("comm_open", "comm_msg", "comm_close"):
+            self.widget_messages += 1
         if kind == "comm_open" and content.get("target_name") == "jupyter.widget":
             self.models[comm_id] = dict((content.get("data") or {}).get("state") or {})
         elif kind == "comm_msg" and comm_id in self.control:
@@ -261,19 +265,19 @@ class ProtocolTeacher:
 
     async def run(self, n: int) -> RunOutcome:
         """Press Run (the n-th action of this page) and wait for ``skr-done-<n>``; what did the page get?"""
-        t0 = time.monotonic()
+        t0, received = time.monotonic(), self.widget_messages
         # like a browser's click: only on an enabled button (and the label back from "Running…")
         await self.wait_for(self._ready_to_click, "the Run button to be enabled")
         button = self.run_button(enabled=True)
         await self.send("comm_msg", {"comm_id": button, "data": {"method": "custom", "content": {"event": "click"}}})
         marker = f"skr-done-{n}"
         await self.wait_for(lambda: marker in (self.models.get(self.root_id, {}).get("_dom_classes") or ()), marker)
-        seconds = time.monotonic() - t0
+        seconds, received = time.monotonic() - t0, self.widget_messages - received
         message = self.texts("skr-message")
         tables = [m for c in self.find("skr-result") for m in self.descendants(c)
                   if "<table" in str(self.models[m].get("value", ""))]
         if not message and tables:
-            return RunOutcome("result", seconds)
+            return RunOutcome("result", seconds, messages=received)
         if any(word in message.lower() for word in BUSY_WORDS):
             return RunOutcome("busy", seconds, message)
         return RunOutcome("error", seconds, message or self.texts("skr-result") or "no result and no message")

@@ -77,7 +77,6 @@ TEXT = {
         "my_runs": "My runs",
         "uploading": "Uploading {name}…",
         "running": "Running the tool…",
-        "saving": "Saving the result…",
         "cleared": "Memory cleared.",
         "session_files_hint": "Files from your earlier run are kept for this session.",
     },
@@ -102,7 +101,6 @@ TEXT = {
         "my_runs": "Mina körningar",
         "uploading": "Laddar upp {name}…",
         "running": "Verktyget körs…",
-        "saving": "Sparar resultatet…",
         "cleared": "Minnet är rensat.",
         "session_files_hint": "Filerna från din förra körning sparas i sessionen.",
     },
@@ -239,7 +237,7 @@ class ToolApp:
             accordion.add_class("skr-settings-accordion")
             parts.append(accordion)
 
-        self.run_button = RunButton(self.run_first, lang=lang)
+        self.run_button = RunButton(self.run_first, lang=lang, status=False)  # its label and spinner say "running"
         self.clear_button = ClearMemoryButton(self.clear_memory, lang=lang)
         controls = widgets.HBox([self.run_button, self.clear_button])
         controls.add_class("skr-controls")
@@ -256,18 +254,25 @@ class ToolApp:
         last = session.get("last_payload")
         if isinstance(last, dict):
             run_id = session.get("last_run_id")
-            index = self.history.add(T(lang, "earlier"), status=str(last.get("status") or "succeeded"), payload=last)
-            self.history.steps[index]["run_id"] = run_id
+            self._add_step(T(lang, "earlier"), str(last.get("status") or "succeeded"), run_id, last)
             self.show_payload(last, run_id, live=bool(session.get("offered_actions")))
 
     def show_payload(self, payload: dict, run_id: str | None, *, live: bool) -> None:
-        """Draw a normalized payload; its actions are live only for the session's latest result."""
-        self.result_view = render_payload(
-            payload, lang=self.lang, style=False,
-            artifact_url=(lambda a: artifact_public_url(run_id, a["id"])) if run_id else None,
-            on_action=self.run_action if live else None, disabled=not live or self.stale,
-        )
-        self.result.children = [self.result_view]
+        """Draw a normalized payload; its actions are live only for the session's latest result. The page keeps
+        one result view: the next result is drawn into it (docs/renderer.md, "Messages per run")."""
+        options = dict(artifact_url=(lambda a: artifact_public_url(run_id, a["id"])) if run_id else None,
+                       on_action=self.run_action if live else None, disabled=not live or self.stale)
+        if self.result_view is None:
+            self.result_view = render_payload(payload, lang=self.lang, style=False, **options)
+            self.result.children = [self.result_view]
+        else:
+            self.result_view.show(payload, **options)
+
+    def _add_step(self, label: str | None, status: str, run_id: str | None, payload: dict | None = None) -> int:
+        """A finished step of this visit (added once it has ended: one widget message fewer per run)."""
+        index = self.history.add(label, status=status, payload=payload, current=payload is not None)
+        self.history.steps[index]["run_id"] = run_id
+        return index
 
     def _select_step(self, index: int, step: dict) -> None:
         latest = index == len(self.history.steps) - 1
@@ -310,8 +315,8 @@ class ToolApp:
 
     def _set_busy(self, busy: bool) -> None:
         self.busy = busy
-        self.run_button.button.disabled = busy or self.stale
-        self.clear_button.button.disabled = busy or self.stale
+        self.run_button.lock(busy or self.stale)
+        self.clear_button.lock(busy or self.stale)
         self.form.disabled = busy or self.stale
         if self.result_view is not None:
             self.result_view.disabled = busy or self.stale or self.result_view.on_action is None
@@ -333,7 +338,7 @@ class ToolApp:
         self.message.value = ""
         self._set_busy(True)
         t0 = time.perf_counter()
-        step = None
+        step = run_id = None
         staging = None
         try:
             try:
@@ -342,8 +347,6 @@ class ToolApp:
                 self._refused(exc, first_run=body.get("action") is None)
                 return
             run_id = created["run"]["id"]
-            step = self.history.add(label, status="running")
-            self.history.steps[step]["run_id"] = run_id
             t1 = time.perf_counter()
 
             # uploads: exactly the files announced, in order
@@ -363,13 +366,13 @@ class ToolApp:
                     files.append((sf["name"], self._stage(staging, f"s{i}", data)))
             t3 = time.perf_counter()
 
-            self._progress("running")
+            # an action's run says so here; the Run button, when pressed, says "Running…" itself
+            self._progress("running" if label is not None else "")
             execution = created["execution"]
             outcome = await self._run_tool(execution, files)
             t4 = time.perf_counter()
 
             envelope = outcome["envelope"]
-            self._progress("saving")
             uploaded = []
             for artifact in envelope.get("artifacts") or []:
                 rel = _output_rel(str(artifact.get("path", "")))
@@ -396,15 +399,14 @@ class ToolApp:
                 finished = await self.client.finish(run_id, result)
             except ServiceError as exc:
                 if exc.status == 409 and exc.code == "session_changed":
-                    self.history.update(step, status="failed")
+                    step = self._add_step(label, "failed", run_id)
                     self._go_stale()
                     return
                 raise
             t6 = time.perf_counter()
             payload = finished["payload"]
             self.state_rev = int(finished["session"]["state_rev"])
-            self.history.update(step, status=str(payload.get("status") or "failed"), payload=payload)
-            self.history.current = step
+            step = self._add_step(label, str(payload.get("status") or "failed"), run_id, payload)
             self.show_payload(payload, run_id, live=True)
             self.timings = {"create_ms": (t1 - t0) * 1e3, "upload_ms": (t2 - t1) * 1e3, "stage_ms": (t3 - t2) * 1e3,
                             "run_ms": (t4 - t3) * 1e3, "artifacts_ms": (t5 - t4) * 1e3, "finish_ms": (t6 - t5) * 1e3,
@@ -414,16 +416,16 @@ class ToolApp:
             log.info("run %s %s in %.0f ms %s", run_id, payload.get("status"), self.timings["total_ms"], self.timings)
         except ServiceError as exc:
             log.warning("run failed: %s (correlation %s)", exc, self.client.correlation_id)
-            if step is not None:
-                self.history.update(step, status="failed")
+            if run_id is not None and step is None:
+                self._add_step(label, "failed", run_id)
             if exc.status == 409 and exc.code == "session_changed":
                 self._go_stale()
             else:
                 self.message.value = notice_html("error", T(self.lang, "run_error", message=exc.message or exc.code))
         except Exception:  # noqa: BLE001 - never a traceback on the page
             log.exception("run failed unexpectedly (correlation %s)", self.client.correlation_id)
-            if step is not None:
-                self.history.update(step, status="failed")
+            if run_id is not None and step is None:
+                self._add_step(label, "failed", run_id)
             self.message.value = notice_html("error", T(self.lang, "run_error", message="internal error"))
         finally:
             self._progress("")

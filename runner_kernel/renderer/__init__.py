@@ -6,7 +6,7 @@ app, the "My runs" replay and the author's preview all draw results with it.
 
 from .app import ClearMemoryButton, RunButton, SessionFilesChooser, SettingsPanel, StepHistory
 from .forms import Form
-from .outputs import ActionView, PayloadView, render_output, render_payload
+from .outputs import ActionView, PayloadView, close_tree, output_part, render_payload
 from .style import CSS, stylesheet
 
 __all__ = [
@@ -19,7 +19,8 @@ __all__ = [
     "SessionFilesChooser",
     "SettingsPanel",
     "StepHistory",
-    "render_output",
+    "close_tree",
+    "output_part",
     "render_payload",
     "stylesheet",
 ]

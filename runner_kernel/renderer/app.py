@@ -23,18 +23,19 @@ SESSION_FILE_CHOICES = ("none", "reuse", "clear")
 
 
 class _BusyButton(widgets.HBox):
-    """A button that calls ``callback()`` and is disabled, with a status text, until the call has finished."""
+    """A button that calls ``callback()`` and is disabled, with a status text, until the call has finished.
+    ``status=False`` leaves out the status text (the button's own label and spinner say it is running)."""
 
-    def __init__(self, callback: Callable[[], Any], label: str, busy_label: str, css_class: str):
-        self.callback, self.label, self.busy_label = callback, label, busy_label
+    def __init__(self, callback: Callable[[], Any], label: str, busy_label: str, css_class: str, *,
+                 status: bool = True):
+        self.callback, self.label, self.busy_label, self.css_class = callback, label, busy_label, css_class
         self.running = False
-        self.button = widgets.Button(description=label)
-        self.button.add_class(css_class)
+        self.locked = False  # stays disabled whatever the calls do (a page whose session moved on)
+        self.button = widgets.Button(description=label, _dom_classes=(css_class,))
         self.button.on_click(lambda _b: self.click())
-        self.status = widgets.HTML("")
-        self.status.add_class("skr-busy-status")
-        super().__init__(children=[self.button, self.status])
-        self.add_class(f"{css_class}-box")
+        self.status = widgets.HTML("", _dom_classes=("skr-busy-status",)) if status else None
+        super().__init__(children=[self.button, *([self.status] if status else [])],
+                         _dom_classes=(f"{css_class}-box",))
 
     def click(self) -> None:
         """What a click does; ignored while a call is in flight (a double click, a second tab's replayed event)."""
@@ -43,26 +44,32 @@ class _BusyButton(widgets.HBox):
         self._set_running(True)
         call_then(self.callback, (), self._done)
 
+    def lock(self, locked: bool = True) -> None:
+        self.locked = locked
+        self.button.disabled = locked or self.running
+
     def _done(self, result: Any, error: BaseException | None) -> None:
         self._set_running(False)
 
     def _set_running(self, running: bool) -> None:
         self.running = running
-        with self.button.hold_sync():  # one message for both traits
-            self.button.disabled = running
+        with self.button.hold_sync():  # one message for the three traits
+            self.button.disabled = running or self.locked
             self.button.description = self.busy_label if running else self.label
-        self.status.value = (f'<span class="skr-spinner" role="status">{esc(self.busy_label)}</span>'
-                             if running else "")
-        (self.add_class if running else self.remove_class)("skr-running")
+            self.button._dom_classes = (self.css_class, "skr-running") if running else (self.css_class,)
+        if self.status is not None:
+            self.status.value = (f'<span class="skr-spinner" role="status">{esc(self.busy_label)}</span>'
+                                 if running else "")
 
 
 class RunButton(_BusyButton):
     """The "Run" button: ``on_run()`` starts a run; the button says "Running…" until it has returned (or its
     awaitable has completed), and cannot be pressed again meanwhile."""
 
-    def __init__(self, on_run: Callable[[], Any], *, lang: str = "en", label: str | None = None):
+    def __init__(self, on_run: Callable[[], Any], *, lang: str = "en", label: str | None = None,
+                 status: bool = True):
         _ = translator(lang)
-        super().__init__(on_run, label or _("renderer.run"), _("renderer.running"), "skr-run-button")
+        super().__init__(on_run, label or _("renderer.run"), _("renderer.running"), "skr-run-button", status=status)
 
 
 class ClearMemoryButton(_BusyButton):
@@ -81,7 +88,9 @@ class ClearMemoryButton(_BusyButton):
 
 class StepHistory(widgets.VBox):
     """The steps of this visit (first run and actions): label, time, status. Clicking one calls
-    ``on_select(index, step)``, so the app can show that step's payload again (e.g. with ``disabled=True``)."""
+    ``on_select(index, step)``, so the app can show that step's payload again (e.g. with ``disabled=True``).
+
+    The step buttons share one layout and one style model: a new step is one widget for the page, not three."""
 
     def __init__(self, *, lang: str = "en", on_select: Callable[[int, dict], Any] | None = None):
         self._ = translator(lang)
@@ -90,23 +99,29 @@ class StepHistory(widgets.VBox):
         self.current: int | None = None
         self.title = widgets.HTML(f'<div class="skr-steps-title">{esc(self._("renderer.history.title"))}</div>')
         self.items = widgets.VBox([])
-        super().__init__(children=[self.title, self.items])
-        self.add_class("skr-steps")
-        self.layout.display = "none"  # nothing to show before the first step
+        self.button_layout = widgets.Layout()
+        self.button_style = widgets.ButtonStyle()
+        super().__init__(children=[self.title, self.items], _dom_classes=("skr-steps",),
+                         layout=widgets.Layout(display="none"))  # nothing to show before the first step
 
     def add(self, label: str | None = None, *, status: str = "running", payload: dict | None = None,
-            at: datetime | None = None) -> int:
-        """A new step (``label`` None: the first run); returns its index, for ``update``."""
+            at: datetime | None = None, current: bool = False) -> int:
+        """A new step (``label`` None: the first run); returns its index, for ``update``. ``current``: it is
+        the result on screen now."""
+        index = len(self.steps)
         step = {"label": label or self._("renderer.history.first"), "status": status, "payload": payload,
                 "at": at or datetime.now()}
-        button = widgets.Button()
-        button.on_click(lambda _b, index=len(self.steps): self.select(index))
-        step["button"] = button
         self.steps.append(step)
-        self.items.children = (*self.items.children, button)
+        previous = self.current
+        if current:
+            self.current = index
+        step["button"] = widgets.Button(**self._face(index), layout=self.button_layout, style=self.button_style)
+        step["button"].on_click(lambda _b: self.select(index))
+        self.items.children = (*self.items.children, step["button"])
         self.layout.display = None
-        self._draw(len(self.steps) - 1)
-        return len(self.steps) - 1
+        if current and previous is not None:
+            self._draw(previous)
+        return index
 
     def update(self, index: int, *, status: str | None = None, payload: dict | None = None) -> None:
         step = self.steps[index]
@@ -125,16 +140,22 @@ class StepHistory(widgets.VBox):
         if self.on_select is not None and self.steps[index]["payload"] is not None:
             self.on_select(index, self.steps[index])
 
-    def _draw(self, index: int) -> None:
+    def _face(self, index: int) -> dict:
+        """The traits that show step ``index``: its label, time and status, and whether it is on screen."""
         step = self.steps[index]
-        button, status = step["button"], str(step["status"])
+        status = str(step["status"])
         status_text = self._(f"renderer.history.{status}") if status in (
             "running", "succeeded", "failed", "timed_out") else status
+        description = f"{index + 1}. {step['label']} · {step['at']:%H:%M} · {status_text}"
+        return {"description": description, "tooltip": description,
+                "_dom_classes": ("skr-step", f"skr-step-{css_token(status)}",
+                                 *(("skr-step-current",) if index == self.current else ()))}
+
+    def _draw(self, index: int) -> None:
+        button = self.steps[index]["button"]
         with button.hold_sync():  # one message instead of three
-            button.description = f"{index + 1}. {step['label']} · {step['at']:%H:%M} · {status_text}"
-            button.tooltip = button.description
-            button._dom_classes = ("skr-step", f"skr-step-{css_token(status)}",
-                                   *(("skr-step-current",) if index == self.current else ()))
+            for name, value in self._face(index).items():
+                setattr(button, name, value)
 
 
 class SettingsPanel(widgets.VBox):

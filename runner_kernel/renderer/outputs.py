@@ -29,36 +29,63 @@ def _html(markup: str, *classes: str) -> widgets.HTML:
     return widgets.HTML(markup, _dom_classes=classes)
 
 
-def render_output(output: dict, _, lang: str) -> widgets.Widget | None:
-    """One output of §3; None for a kind this renderer does not know (the normalizer never lets one through)."""
+def output_part(output: dict, _, lang: str) -> tuple[tuple[str, ...], str] | None:
+    """One output of §3 as (CSS classes, markup); None for a kind this renderer does not know (the normalizer
+    never lets one through)."""
     kind = output.get("kind")
     classes = ("skr-output", f"skr-output-{css_token(str(kind))}")
     if kind == "notice":
-        return _html(notice_html(output.get("level", "info"), str(output.get("message", "")),
-                                 system=output.get("system") is True), *classes)
+        return classes, notice_html(output.get("level", "info"), str(output.get("message", "")),
+                                    system=output.get("system") is True)
     if kind == "markdown":
-        return _html(markdown_html(str(output.get("markdown", ""))), *classes)
+        return classes, markdown_html(str(output.get("markdown", "")))
     if kind == "table":
-        return _html(table_html(output.get("title"), output.get("columns") or [], output.get("rows") or [], _),
-                     *classes)
+        return classes, table_html(output.get("title"), output.get("columns") or [], output.get("rows") or [], _)
     if kind == "json":
-        return _html(json_html(output.get("title"), output.get("value"), _), *classes)
+        return classes, json_html(output.get("title"), output.get("value"), _)
     if kind == "html_sandboxed":
-        return _html(sandboxed_iframe_html(str(output.get("html", "")), _("renderer.html.title")), *classes)
+        return classes, sandboxed_iframe_html(str(output.get("html", "")), _("renderer.html.title"))
     if kind == "vega_lite":
-        return _chart(output.get("spec"), _, classes)
+        svg = charts.to_svg(output.get("spec"))
+        if svg is not None:
+            return classes, svg_img_html(svg, _("renderer.chart.title"))
+        markup = notice_html("info", _("renderer.chart.unavailable"))
+        data = charts.data_table(output.get("spec"))
+        if data is not None:
+            markup += table_html(None, data[0], data[1], _, extra_class=" skr-chart-data")
+        return (*classes, "skr-chart-fallback"), markup
     return None
 
 
-def _chart(spec: Any, _, classes: tuple[str, ...]) -> widgets.Widget:
-    svg = charts.to_svg(spec)
-    if svg is not None:
-        return _html(svg_img_html(svg, _("renderer.chart.title")), *classes)
-    markup = notice_html("info", _("renderer.chart.unavailable"))
-    data = charts.data_table(spec)
-    if data is not None:
-        markup += table_html(None, data[0], data[1], _, extra_class=" skr-chart-data")
-    return _html(markup, *classes, "skr-chart-fallback")
+def payload_parts(payload: dict, _, lang: str, artifact_url: ArtifactUrl | None) -> list[tuple[tuple[str, ...], str]]:
+    """Everything of a result but its actions, in order, as (CSS classes, markup): the error summary of a failed
+    run, each output, the artifact links."""
+    parts = []
+    status = payload.get("status")
+    if status in ("failed", "timed_out"):
+        message = payload.get("error_summary") or _(f"renderer.status.{status}")
+        parts.append((("skr-output", "skr-run-error"), notice_html("error", str(message))))
+    for output in payload.get("outputs") or ():
+        part = output_part(output, _, lang) if isinstance(output, dict) else None
+        if part is not None:
+            parts.append(part)
+    artifacts = [a for a in payload.get("artifacts") or () if isinstance(a, dict)]
+    if artifacts:
+        items = [(a, artifact_url(a) if artifact_url else None) for a in artifacts]
+        missing = "renderer.artifact.expired" if artifact_url else "renderer.artifact.unavailable"
+        parts.append((("skr-artifacts-box",), artifacts_html(items, _, lang, missing=missing)))
+    return parts
+
+
+def close_tree(widget: widgets.Widget) -> None:
+    """Close a widget, its descendants and their layout/style models (a replaced subtree would otherwise stay
+    in the kernel and the page for as long as the page is open)."""
+    for child in getattr(widget, "children", ()):
+        close_tree(child)
+    for part in (getattr(widget, "layout", None), getattr(widget, "style", None)):
+        if isinstance(part, widgets.Widget):
+            part.close()
+    widget.close()
 
 
 class ActionView(widgets.VBox):
@@ -82,42 +109,50 @@ class ActionView(widgets.VBox):
 
 
 class PayloadView(widgets.VBox):
-    """The rendered result. ``disabled`` turns its actions off (a replay, or while a run is in flight)."""
+    """The rendered result. ``disabled`` turns its actions off (a replay, or while a run is in flight).
+
+    Everything but the actions is one HTML widget (``content``), each part in a ``<div>`` with its classes
+    (``parts``): a run's result is one widget message for the page instead of three models per output.
+    ``show()`` draws the next result into the same view."""
 
     def __init__(self, payload: dict, *, lang: str = "en", artifact_url: ArtifactUrl | None = None,
                  on_action: OnAction | None = None, disabled: bool = False, caps: Caps = DEFAULT_CAPS,
                  style: bool = True):
-        self.payload = payload if isinstance(payload, dict) else {}
         self.lang = normalize_language(lang)
-        _ = translator(self.lang)
+        self.caps = caps
+        self.busy = False
+        self._disabled = bool(disabled)
+        self.actions: dict[str, ActionView] = {}
+        self.actions_box: widgets.VBox | None = None
+        self.head = [stylesheet()] if style else []
+        self.content = _html("", "skr-outputs")
+        super().__init__(children=[*self.head, self.content])
+        self.show(payload, artifact_url=artifact_url, on_action=on_action, disabled=disabled)
+
+    def show(self, payload: dict, *, artifact_url: ArtifactUrl | None = None, on_action: OnAction | None = None,
+             disabled: bool = False) -> None:
+        """Draw ``payload`` in place of the current result."""
+        self.payload = payload if isinstance(payload, dict) else {}
         self.on_action = on_action
         self.busy = False
-        children: list[widgets.Widget] = [stylesheet()] if style else []
-
-        status = self.payload.get("status")
-        if status in ("failed", "timed_out"):
-            message = self.payload.get("error_summary") or _(f"renderer.status.{status}")
-            children.append(_html(notice_html("error", str(message)), "skr-output", "skr-run-error"))
-        for output in self.payload.get("outputs") or ():
-            widget = render_output(output, _, self.lang) if isinstance(output, dict) else None
-            if widget is not None:
-                children.append(widget)
-
-        artifacts = [a for a in self.payload.get("artifacts") or () if isinstance(a, dict)]
-        if artifacts:
-            items = [(a, artifact_url(a) if artifact_url else None) for a in artifacts]
-            missing = "renderer.artifact.expired" if artifact_url else "renderer.artifact.unavailable"
-            children.append(_html(artifacts_html(items, _, self.lang, missing=missing), "skr-artifacts-box"))
-
+        _ = translator(self.lang)
+        self.parts = payload_parts(self.payload, _, self.lang, artifact_url)
+        old_box = self.actions_box
         self.actions = {}
         for action in self.payload.get("next_actions") or ():
             if isinstance(action, dict) and action.get("action_id"):
-                view = ActionView(action, lang=self.lang, caps=caps, on_submit=self._submit)
+                view = ActionView(action, lang=self.lang, caps=self.caps, on_submit=self._submit)
                 self.actions[view.action_id] = view
-        if self.actions:
-            children.append(widgets.VBox(list(self.actions.values()), _dom_classes=("skr-actions",)))
-
-        super().__init__(children=children, _dom_classes=("skr-result", f"skr-status-{css_token(str(status))}"))
+        self.actions_box = (widgets.VBox(list(self.actions.values()), _dom_classes=("skr-actions",))
+                            if self.actions else None)
+        self.content.value = "".join(f'<div class="{" ".join(classes)}">{markup}</div>'
+                                     for classes, markup in self.parts)
+        with self.hold_sync():
+            if old_box is not None or self.actions_box is not None:
+                self.children = [*self.head, self.content, *([self.actions_box] if self.actions_box else [])]
+            self._dom_classes = ("skr-result", f"skr-status-{css_token(str(self.payload.get('status')))}")
+        if old_box is not None:
+            close_tree(old_box)
         self.disabled = disabled
 
     @property

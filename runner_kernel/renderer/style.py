@@ -35,7 +35,7 @@ CSS = """
 .skr-form-issues { color: #6b1010; background: #fdeeee; padding: 6px 12px; border-radius: 4px; }
 .skr-step-current { font-weight: 600; }
 .skr-steps .skr-step { width: auto; text-align: left; }
-.skr-spinner::before { content: ""; display: inline-block; width: 0.8em; height: 0.8em; margin-right: 6px;
+.skr-spinner::before, button.skr-running::before { content: ""; display: inline-block; width: 0.8em; height: 0.8em; margin-right: 6px;
   border: 2px solid #999; border-top-color: transparent; border-radius: 50%; animation: skr-spin 0.8s linear infinite;
   vertical-align: -0.1em; }
 @keyframes skr-spin { to { transform: rotate(360deg); } }

@@ -84,6 +84,13 @@ def test_step_history_lists_steps_and_replays_on_click():
     assert "skr-step-current" in buttons[0]._dom_classes and "skr-step-current" not in buttons[1]._dom_classes
     history.select(second)
     assert "skr-step-current" not in buttons[0]._dom_classes and selected[-1][0] == 1
+    # a step added as the one on screen takes the marker from the previous one
+    third = history.add("Again", status="succeeded", payload={"status": "succeeded"}, current=True)
+    buttons = [s["button"] for s in history.steps]
+    assert history.current == third and "skr-step-current" in buttons[2]._dom_classes
+    assert "skr-step-current" not in buttons[1]._dom_classes
+    # the step buttons share one layout and one style model (one widget per step for the page)
+    assert buttons[0].layout is buttons[2].layout and buttons[0].style is buttons[2].style
 
 
 def test_step_history_in_swedish():

@@ -36,12 +36,14 @@ def page_html(view) -> str:
 
 
 def by_class(view, cls):
-    return [w for w in walk(view) if cls in w._dom_classes]
+    """The markup of each part of the result (notices, outputs, artifacts) whose ``<div>`` has class ``cls``."""
+    return [markup for classes, markup in view.parts if cls in classes]
 
 
 def output_html(view, kind) -> str:
-    [widget] = by_class(view, f"skr-output-{kind}")
-    return widget.value
+    [markup] = by_class(view, f"skr-output-{kind}")
+    assert f'<div class="skr-output skr-output-{kind}' in view.content.value and markup in view.content.value
+    return markup
 
 
 # --- kinds ---
@@ -125,7 +127,7 @@ def test_table_accepts_dict_rows_from_raw_payloads_and_shows_empty_tables():
          "rows": [{"2": "b", "10": "a"}]},
         {"kind": "table", "title": None, "columns": [{"key": "k", "label": "K"}], "rows": []}]}
     view = render_payload(raw)
-    first, second = [w.value for w in by_class(view, "skr-output-table")]
+    first, second = by_class(view, "skr-output-table")
     assert re.findall(r"<td[^>]*>(.*?)</td>", first) == ["a", "b"]
     assert "skr-table-empty" in second and "No rows." in second
 
@@ -185,7 +187,7 @@ def test_every_kind_in_one_payload_in_order():
                {"kind": "json", "value": 1}, {"kind": "html_sandboxed", "html": "<p>x</p>"},
                {"kind": "vega_lite", "spec": {"data": {"values": [{"a": 1}]}, "mark": "point"}}]
     view = render_payload(payload(outputs))
-    shown = [c._dom_classes[1] for c in view.children if "skr-output" in c._dom_classes]
+    shown = [classes[1] for classes, _markup in view.parts if "skr-output" in classes]
     assert shown == [f"skr-output-{k}" for k in kinds]
     assert "skr-result" in view._dom_classes and "skr-status-succeeded" in view._dom_classes
 
@@ -195,14 +197,14 @@ def test_every_kind_in_one_payload_in_order():
 def test_failed_run_shows_error_summary_as_error_callout():
     view = render_payload({"status": "failed", "error_summary": "Tool execution failed (KeyError).", "outputs": []})
     [error] = by_class(view, "skr-run-error")
-    assert "skr-notice-error" in error.value and "Tool execution failed (KeyError)." in error.value
+    assert "skr-notice-error" in error and "Tool execution failed (KeyError)." in error
     assert "skr-status-failed" in view._dom_classes
 
 
 @pytest.mark.parametrize("lang, text", [("en", "Execution timed out."), ("sv", "tog för lång tid")])
 def test_timed_out_without_summary_gets_a_default_message(lang, text):
     view = render_payload({"status": "timed_out", "error_summary": None}, lang=lang)
-    assert text in by_class(view, "skr-run-error")[0].value
+    assert text in by_class(view, "skr-run-error")[0]
 
 
 def test_artifacts_are_download_links_and_expired_ones_are_marked():
@@ -210,7 +212,7 @@ def test_artifacts_are_download_links_and_expired_ones_are_marked():
                            {"path": "output/old/data.csv", "bytes": 12}])
     urls = {"report_pdf": "/services/skriptoteket/api/v1/runs/r/artifacts/report_pdf"}
     view = render_payload(p, artifact_url=lambda a: urls.get(a["id"]))
-    html = by_class(view, "skr-artifacts-box")[0].value
+    html = by_class(view, "skr-artifacts-box")[0]
     assert ('<a class="skr-artifact-link" href="/services/skriptoteket/api/v1/runs/r/artifacts/report_pdf" '
             'download="report.pdf" data-artifact-id="report_pdf">report.pdf</a>') in html
     assert "(2.5 MB)" in html
@@ -219,7 +221,7 @@ def test_artifacts_are_download_links_and_expired_ones_are_marked():
 
 def test_artifact_links_never_use_script_urls():
     p = payload(artifacts=[{"path": "output/a.txt", "bytes": 1}])
-    html = by_class(render_payload(p, artifact_url=lambda a: "javascript:alert(1)"), "skr-artifacts-box")[0].value
+    html = by_class(render_payload(p, artifact_url=lambda a: "javascript:alert(1)"), "skr-artifacts-box")[0]
     assert "javascript" not in html and "skr-artifact-expired" in html
 
 
@@ -309,3 +311,20 @@ def test_swedish_strings_in_results():
     html = page_html(view)
     assert "<td>ja</td>" in html and "<td>nej</td>" in html
     assert "Filer från den här körningen" in html and "har gått ut" in html
+
+
+def test_show_draws_the_next_result_into_the_same_widgets():
+    view = render_payload(actions_payload(), on_action=print)
+    box, content = view.actions_box, view.content
+    grade_input = view.actions["grade"].form.views["points"].input
+    input_id = grade_input.model_id
+    view.show(payload([{"kind": "markdown", "markdown": "second"}]), on_action=print)
+    assert view.content is content and view.children == (view.head[0], content)
+    assert "second" in content.value and "x</div>" not in content.value
+    assert view.actions == {} and view.actions_box is None
+    # the replaced actions are closed, in the kernel and (by comm_close) on the page
+    assert box.comm is None and grade_input.comm is None and grade_input.layout.comm is None
+    assert input_id not in widgets.Widget.widgets
+    view.show({"status": "failed", "error_summary": "boom", "outputs": []})
+    assert "skr-status-failed" in view._dom_classes and "boom" in by_class(view, "skr-run-error")[0]
+    assert "second" not in content.value
