@@ -1,6 +1,6 @@
 """A classroom: N teachers log in at once and each runs a light, realistic tool M times, through the real path.
 
-    .venv/bin/python benchmarks/classroom.py [--teachers 20] [--runs 5] [--browser 1] [--think 1.0] [--stagger 1]
+    .venv/bin/python benchmarks/classroom.py [--teachers 20] [--runs 5] [--browser 1] [--think 1.0] [--think-spread 0] [--stagger 1]
                                              [--no-barrier]
 
 What runs: ``skriptoteket up`` (demo mode: hub, proxy, service, embedded Postgres) in a temp home; one user
@@ -32,12 +32,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import shutil
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 from urllib.parse import urlparse
 
 import psutil
@@ -201,11 +203,11 @@ def new_stats() -> dict:
     return {"latency": [], "open": [], "errors": [], "run_errors": 0, "busy": 0, "teachers": 0, "messages": []}
 
 
-async def take_part(name: str, runs: int, think: float, stats: dict, gate: Gate, *, login, open_tool, run_once,
-                    where, socket_gone=lambda: False) -> None:
+async def take_part(name: str, runs: int, think: Callable[[], float], stats: dict, gate: Gate, *, login,
+                    open_tool, run_once, where, socket_gone=lambda: False) -> None:
     """One teacher, whatever kind: log in, open the tool (timed), wait at the gate, then press Run ``runs`` times
-    with ``think`` seconds between a result and the next click. ``run_once(n)`` gives a ``RunOutcome`` or
-    raises (that run failed); ``where()`` says where a teacher that could not open the tool was stuck."""
+    with ``think()`` seconds before each click. ``run_once(n)`` gives a ``RunOutcome`` or raises (that run
+    failed); ``where()`` says where a teacher that could not open the tool was stuck."""
     opened = False
     try:
         await login()
@@ -221,7 +223,7 @@ async def take_part(name: str, runs: int, think: float, stats: dict, gate: Gate,
         return
     await gate.wait()
     for n in range(1, runs + 1):
-        await asyncio.sleep(think)
+        await asyncio.sleep(think())
         try:
             outcome = await run_once(n)
         except Exception as exc:  # noqa: BLE001 - this run failed (a timeout, a closed socket); reported
@@ -242,7 +244,7 @@ async def take_part(name: str, runs: int, think: float, stats: dict, gate: Gate,
     stats["finished"] = max(stats.get("finished", 0.0), time.monotonic())
 
 
-async def browser_teacher(browser, url: str, name: str, password: str, runs: int, think: float, stats: dict,
+async def browser_teacher(browser, url: str, name: str, password: str, runs: int, think: Callable[[], float], stats: dict,
                           gate: Gate, arrive: float = 0.0) -> None:
     """A teacher in Chromium: the hub's login form, the tool link, the Run button, the result drawn."""
     await asyncio.sleep(arrive)  # a class does not arrive in the same millisecond
@@ -286,7 +288,7 @@ async def browser_teacher(browser, url: str, name: str, password: str, runs: int
         await context.close()
 
 
-async def protocol_teacher(url: str, name: str, password: str, runs: int, think: float, stats: dict,
+async def protocol_teacher(url: str, name: str, password: str, runs: int, think: Callable[[], float], stats: dict,
                            gate: Gate, arrive: float = 0.0) -> None:
     """The same steps as ``browser_teacher``, as the page's HTTP/websocket traffic (``teacher_client``)."""
     await asyncio.sleep(arrive)
@@ -361,10 +363,10 @@ async def main_async(args) -> int:
         # the browser teachers arrive first (with the stagger: while the machine is least loaded)
         await asyncio.gather(*(
             browser_teacher(browser, teacher_url(platform.url, name, args.host_per_teacher), name,
-                            platform.passwords[name], args.runs, args.think, stats["browser"], gate,
+                            platform.passwords[name], args.runs, args.pause, stats["browser"], gate,
                             arrive=i * args.stagger)
             if i < n_browser else
-            protocol_teacher(platform.url, name, platform.passwords[name], args.runs, args.think,
+            protocol_teacher(platform.url, name, platform.passwords[name], args.runs, args.pause,
                              stats["protocol"], gate, arrive=i * args.stagger)
             for i, name in enumerate(names)))
         wall = time.monotonic() - t0
@@ -451,6 +453,9 @@ def main() -> int:
     parser.add_argument("--browser", type=int, default=1, metavar="N",
                         help="how many of the teachers are Chromium contexts (the rest are protocol teachers)")
     parser.add_argument("--think", type=float, default=1.0, help="seconds between a result and the next click")
+    parser.add_argument("--think-spread", type=float, default=0.0, metavar="S",
+                        help="each pause is drawn uniformly from think*(1-S) .. think*(1+S) (default 0: the same "
+                             "pause for everyone, so the teachers stay in step: the worst case)")
     parser.add_argument("--stagger", type=float, default=1.0, help="seconds between two teachers' arrivals")
     parser.add_argument("--host-per-teacher", action=argparse.BooleanOptionalAction, default=True,
                         help="a host name of its own for each teacher (Chromium's per-host connection limit)")
@@ -459,6 +464,8 @@ def main() -> int:
                         help="wait until every teacher's tool is open before the runs start (default: yes)")
     args = parser.parse_args()
     args.load_before = os.getloadavg()[0]
+    spread = min(max(args.think_spread, 0.0), 1.0)
+    args.pause = lambda: args.think * random.uniform(1 - spread, 1 + spread)
     return asyncio.run(main_async(args))
 
 
