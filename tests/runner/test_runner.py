@@ -446,13 +446,16 @@ async def test_forked_kernels_share_nothing_of_a_run_and_draw_fresh_random_numbe
             pandas._previous_run = os.getpid()  # a module the fork server imported before forking
             open(os.path.join(os.environ["HOME"], "..", "mark"), "w").write("x")
             return {"state": {"draws": [random.random(), float(numpy.random.rand()), random.getrandbits(64)],
-                              "seen": seen, "pid": os.getpid()}}
+                              "seen": seen, "pid": os.getpid(),
+                              # the kernel is configured in code, as the exec path is by its command line
+                              "history": get_ipython().history_manager.enabled}}
     ''')
     first, second = await run(source), await run(source)
     assert first.status == second.status == "succeeded", (first.traceback, second.traceback)
     a, b = first.envelope["state"], second.envelope["state"]
     assert a["pid"] != b["pid"]
     assert a["seen"] == b["seen"] == [None, False]
+    assert a["history"] is False and b["history"] is False
     for x, y, name in zip(a["draws"], b["draws"], ("random", "numpy", "random bits"), strict=True):
         assert x != y, f"two kernels drew the same {name} value: their random state came from the fork server"
 
