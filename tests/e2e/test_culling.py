@@ -9,6 +9,7 @@ Teachers are ``benchmarks/teacher_client.ProtocolTeacher``: a tool page's HTTP a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import shutil
 import time
@@ -16,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from benchmarks.teacher_client import ProtocolTeacher
@@ -55,7 +57,7 @@ def cull_platform():
 
 
 def _parse(stamp: str) -> datetime:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    return datetime.fromisoformat(stamp)  # Python 3.11 reads the hub's trailing "Z"
 
 
 async def _server(hub: httpx.AsyncClient, name: str) -> dict | None:
@@ -63,6 +65,21 @@ async def _server(hub: httpx.AsyncClient, name: str) -> dict | None:
     response = await hub.get(f"/users/{name}")
     response.raise_for_status()
     return response.json()["servers"].get("")
+
+
+def _server_processes(platform, name: str) -> list[psutil.Process]:
+    """The user's tool server (``runner_kernel.singleuser`` of this platform's hub) and every process under it:
+    Voila's page kernels, the runner's fork server and its warm kernels."""
+    hub = f":{platform.env['SKRIPTOTEKET_HUB_PORT']}/"
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if "runner_kernel.singleuser" in (proc.info["cmdline"] or []):
+                env = proc.environ()
+                if env.get("JUPYTERHUB_USER") == name and hub in env.get("JUPYTERHUB_API_URL", ""):
+                    return [proc, *proc.children(recursive=True)]
+        except psutil.Error:
+            continue
+    return []
 
 
 async def _keep_working(teacher: ProtocolTeacher, stop: asyncio.Event, outcomes: list) -> None:
@@ -100,6 +117,9 @@ async def test_culler_stops_an_idle_teachers_server_not_a_working_ones_and_the_t
         busy_started = (await _server(hub, BUSY))["started"]
         idle_started = (await _server(hub, IDLE))["started"]
 
+        tree = _server_processes(platform, IDLE)
+        assert len(tree) >= 3, tree  # the server, a page kernel, the runner's processes
+
         # 2. one closes the tool page (the websocket goes, no more requests); the other keeps working
         await idle.ws.close()
         idle.reader.cancel()
@@ -108,6 +128,8 @@ async def test_culler_stops_an_idle_teachers_server_not_a_working_ones_and_the_t
         deadline = closed + CULL_IDLE + 2 * CULL_EVERY + 60  # + the hub's read of the proxy and a slow stop
         while await _server(hub, IDLE) is not None:
             assert not worker.done(), f"the working teacher stopped: {worker.exception()!r}"
+            working = await _server(hub, BUSY)
+            assert working is not None and working["started"] == busy_started, f"{BUSY} was culled: {working}"
             assert time.monotonic() < deadline, f"{IDLE}'s server was not culled within {deadline - closed:.0f} s"
             await asyncio.sleep(1)
         culled_after = time.monotonic() - closed
@@ -118,6 +140,8 @@ async def test_culler_stops_an_idle_teachers_server_not_a_working_ones_and_the_t
         assert hours * 3600 + minutes * 60 + seconds >= CULL_IDLE  # the timeout is honoured, not cut short
         assert f"DELETE /hub/api/users/{IDLE}/server (idle-culler@" in log  # stopped by the culler, nobody else
         assert culled_after >= CULL_IDLE - 1
+        _, alive = psutil.wait_procs(tree, timeout=20)  # nothing of the culled server stays behind
+        assert not alive, [(p.pid, p.cmdline()) for p in alive]
 
         # 3. the same browser (its cookies) follows the tool link again: the server starts again, the tool works
         revisit.http.cookies.update(idle.http.cookies)
@@ -150,8 +174,6 @@ async def test_culler_stops_an_idle_teachers_server_not_a_working_ones_and_the_t
         if worker is not None and not worker.done():
             worker.cancel()
         for teacher in (idle, busy, revisit):
-            try:
+            with contextlib.suppress(Exception):  # a socket the cull already closed
                 await teacher.close()
-            except Exception:  # noqa: BLE001 - a socket the cull already closed
-                pass
         await hub.aclose()
