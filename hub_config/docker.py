@@ -16,6 +16,8 @@ Settings (environment):
 - ``SKRIPTOTEKET_TMPFS_SIZE``         size of each tmpfs (/tmp, home) (default ``256m``; counts as memory)
 - ``SKRIPTOTEKET_POOL_SIZE``          Voila's preheated page kernels per teacher container (default ``1``)
 - ``SKRIPTOTEKET_AUTHOR_GROUPS``      groups allowed a JupyterLab server (default ``authors,reviewers,admins``)
+- ``SKRIPTOTEKET_READY_POLL``         seconds between checks whether a starting server listens (default ``0.05``;
+                                      ``0``: only JupyterHub's own check, which backs off to seconds)
 - ``SKRIPTOTEKET_SERVICE_IP``         the address the Skriptoteket service listens on and containers reach it at
                                       (default: the users' network gateway, where the hub listens too)
 
@@ -40,6 +42,7 @@ with a persistent volume ``<prefix>-work-<user>`` at ``/home/skriptoteket/work``
 ``lab``, and any other server name, is refused with a message.
 """
 
+import asyncio
 import os
 import sys
 
@@ -61,6 +64,8 @@ NOTEBOOK = "/srv/skriptoteket/notebooks/tool_app.ipynb"
 LAB_SERVER = "lab"
 AUTHOR_GROUPS = {g for g in os.environ.get("SKRIPTOTEKET_AUTHOR_GROUPS", "authors,reviewers,admins").split(",") if g}
 TMPFS_SIZE = os.environ.get("SKRIPTOTEKET_TMPFS_SIZE", "256m")
+# seconds between the spawner's checks of a starting server's port (0: leave it to the hub's slower backoff)
+READY_POLL = float(os.environ.get("SKRIPTOTEKET_READY_POLL", "0.05"))
 
 VOILA_CMD = [
     "python", "-m", "runner_kernel.singleuser",
@@ -191,11 +196,12 @@ SERVICE_IP = os.environ.get("SKRIPTOTEKET_SERVICE_IP") or GATEWAY
 
 # --- the spawner ------------------------------------------------------------------------------------------------
 class SkriptoteketDockerSpawner(DockerSpawner):
-    """DockerSpawner whose failures read as sentences a teacher can pass on to IT."""
+    """DockerSpawner whose failures read as sentences a teacher can pass on to IT, and which returns only once
+    the server's port accepts connections."""
 
     async def start(self, *args, **kwargs):
         try:
-            return await super().start(*args, **kwargs)
+            ip, port = await super().start(*args, **kwargs)
         except docker.errors.ImageNotFound:
             raise web.HTTPError(503, log_message=(
                 f"Your server could not start: the tool image ({self.image}) is missing on this server. "
@@ -212,6 +218,33 @@ class SkriptoteketDockerSpawner(DockerSpawner):
             raise web.HTTPError(503, log_message=(
                 "Your server could not start: the container engine is not reachable "
                 f"({type(e).__name__}). Please tell your IT department."))
+        await self._wait_listening(ip, port)
+        return ip, port
+
+    async def _wait_listening(self, ip, port):
+        """Poll the server's port every READY_POLL seconds until it accepts a connection. The hub's own check
+        (after start returns) backs off exponentially (0.2, 0.4, 0.8, 1.6 s ... with jitter), which added up to
+        ~2.5 s between the server listening and the hub calling it ready; its first try is immediate, so after
+        this it succeeds at once. Gives up quietly (the hub's check then decides) after http_timeout or when the
+        container has exited. The connection is refused at once until the server listens (same host, bridge)."""
+        if READY_POLL <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.http_timeout
+        checked = loop.time()
+        while loop.time() < deadline:
+            try:
+                _, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), 1)
+            except (OSError, asyncio.TimeoutError):
+                pass
+            else:
+                writer.close()
+                return
+            if loop.time() - checked > 1:
+                checked = loop.time()
+                if await self.poll() is not None:
+                    return  # the container exited: the hub reports it
+            await asyncio.sleep(READY_POLL)
 
 
 def _is_author(user) -> bool:
@@ -232,6 +265,8 @@ def pre_spawn_hook(spawner):
         raise web.HTTPError(403, log_message=(
             "JupyterLab is for tool authors. Ask an administrator to add you to the authors group."))
     spawner.cmd = list(LAB_CMD)
+    # the image leaves debugpy out of every process (scripts/image/skriptoteket_nodebugger.pth); authors debug
+    spawner.environment = {**spawner.environment, "SKRIPTOTEKET_DEBUGGER": "1"}
     spawner.default_url = "/lab"
     spawner.volumes = {"{prefix}-work-{username}": WORK}
 

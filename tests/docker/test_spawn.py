@@ -85,6 +85,17 @@ def test_the_image_is_clean(docker_platform, two_teachers):
     assert result.stdout.strip().endswith("None")
 
 
+def test_teacher_kernels_have_no_debugger(docker_platform, two_teachers):
+    """A teacher's processes (server, page kernels, tool kernels) leave debugpy out: ~8 MB per kernel."""
+    alice, _ = two_teachers
+    probe = docker_platform.exec_python(alice, "import ipykernel.debugger as d\nprint(d._is_debugpy_available)")
+    assert probe.stdout.strip() == "False", probe.stderr
+    maps = subprocess.run(["docker", "exec", docker_platform.container(alice), "sh", "-c",
+                           "cat /proc/[0-9]*/maps 2>/dev/null | grep -c debugpy || true"],
+                          capture_output=True, text=True, timeout=60)
+    assert maps.stdout.strip() == "0", maps.stdout
+
+
 def test_the_tool_page_renders_through_the_hub(docker_platform, two_teachers):
     """The owner opens their server through the hub's OAuth and Voila renders the tool app from the image."""
     alice, bob = two_teachers
@@ -118,6 +129,10 @@ def test_authors_get_jupyterlab_teachers_do_not(docker_platform, two_teachers):
     write = docker_platform.exec_python("ada", "open('/home/skriptoteket/work/t.py', 'w').write('x = 1')\nprint('ok')",
                                         name="lab")
     assert write.stdout.strip() == "ok", write.stderr
+    # authors keep JupyterLab's debugger (the image leaves debugpy out only without SKRIPTOTEKET_DEBUGGER=1)
+    debugger = docker_platform.exec_python("ada", "import ipykernel.debugger as d\nprint(d._is_debugpy_available)",
+                                           name="lab")
+    assert debugger.stdout.strip() == "True", debugger.stderr
     docker_platform.stop_server("ada", "lab")
     # a teacher asking for JupyterLab is refused with a sentence
     with docker_platform.api() as api:
