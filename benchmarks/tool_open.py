@@ -77,7 +77,13 @@ def wait_ready(url: str, user: str, *, warm: bool, timeout: float = 120) -> None
     raise TimeoutError(f"{user}'s server not ready")
 
 
-KEYS = ("open", "open_driver", "html", "js", "run", "run_driver")
+KEYS = ("open", "open_driver", "html", "js", "run", "run_driver", "resources", "kb")
+
+# What the page loaded before its form was interactive: how many resources (scripts, styles, the kernel's info) and
+# how many kB once decoded (all from the browser's cache after the first load: the work is evaluating them)
+PAGE_WEIGHT = """(() => { const t = window.__skr.interactive;
+  const r = performance.getEntriesByType('resource').filter(e => e.startTime <= t);
+  return [r.length, r.reduce((s, e) => s + (e.decodedBodySize || 0), 0) / 1024]; })()"""
 
 
 def measure(page, url: str, user: str, reps: int, warm: bool) -> dict[str, list[float]]:
@@ -94,6 +100,9 @@ def measure(page, url: str, user: str, reps: int, warm: bool) -> dict[str, list[
         # front end loads, connects to the kernel and draws the widgets
         got["html"].append(page.evaluate("performance.getEntriesByType('navigation')[0].responseEnd"))
         got["js"].append(got["open"][-1] - got["html"][-1])
+        count, kb = page.evaluate(PAGE_WEIGHT)
+        got["resources"].append(count)
+        got["kb"].append(kb)
         for n in (1, 2):  # two runs per page load: the first and a repeated one
             wait_ready(url, user, warm=warm)
             page.wait_for_selector("button.skr-run-button:enabled")
@@ -117,6 +126,7 @@ def main(argv=None) -> int:
     from playwright.sync_api import sync_playwright
 
     os.environ["SKRIPTOTEKET_UNHEATED_USERS"] = "cold"
+    load_at_start = os.getloadavg()
     home = Path(tempfile.mkdtemp(prefix="skr-bench-")) / "home"
     platform = start_platform(home)
     results = {}
@@ -163,8 +173,13 @@ def main(argv=None) -> int:
         wm, cm = statistics.median(w), statistics.median(c)
         goal = (f"{'  ok' if wm <= GOALS[key] else '  MISS':>8} (<= {GOALS[key]:.0f})") if key in GOALS else ""
         print(f"{label:<34}{wm:>12.0f}{p90(w):>9.0f}{cm:>14.0f}{p90(c):>9.0f}{cm / wm:>7.1f}x{goal}")
+    w, c = results["warm"], results["cold"]
+    print(f"{'front end loaded before interactive':<34}{statistics.median(w['resources']):>9.0f} resources, "
+          f"{statistics.median(w['kb']):.0f} kB decoded (unheated: {statistics.median(c['resources']):.0f}, "
+          f"{statistics.median(c['kb']):.0f} kB)")
     load = os.getloadavg()
-    print(f"load average during the run: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on {os.cpu_count()} CPUs")
+    print(f"load average (1/5/15 min) at the start: {' / '.join(f'{x:.1f}' for x in load_at_start)}, "
+          f"at the end: {' / '.join(f'{x:.1f}' for x in load)}, on {os.cpu_count()} CPUs")
     return 0
 
 
