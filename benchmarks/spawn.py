@@ -151,14 +151,22 @@ def browser_rounds(platform, user: str, rounds: int) -> tuple[list[float], tuple
         chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         context = chromium.new_context()
         page = login(context, platform.url, user, platform.passwords[user])
+        phases = []
         for i in range(rounds):
             platform.stop_server(user)
-            t0 = time.perf_counter()
+            log_start, html = len(platform.log()), []
+            on_response = (lambda r: html.append(time.time())
+                           if "/user/" in r.url and "?tool=" in r.url and r.status == 200 else None)
+            page.on("response", on_response)
+            t0, wall0 = time.perf_counter(), time.time()
             page.goto(f"{platform.url}/hub/user-redirect/?tool=bench-noop")
             page.wait_for_selector(APP_READY, timeout=180_000)
             times.append(time.perf_counter() - t0)
-            print(f"  browser round {i + 1}: usable tool page {times[-1]:.2f} s "
-                  f"(load {os.getloadavg()[0]:.1f})", flush=True)
+            page.remove_listener("response", on_response)
+            phases.append(spawn_phases(platform, user, log_start, wall0, html[0] if html else None, times[-1]))
+            print(f"  browser round {i + 1}: usable tool page {times[-1]:.2f} s (load {os.getloadavg()[0]:.1f}); "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in phases[-1].items()), flush=True)
+        print_phase_medians(phases)
         time.sleep(25)  # the runner's pool warms after the first page; then idle
         body = httpx.get(f"{platform.url}/user/{user}/ready", timeout=10).json()
         mem = container_mem_mb(platform.container(user))
@@ -168,6 +176,52 @@ def browser_rounds(platform, user: str, rounds: int) -> tuple[list[float], tuple
         chromium.close()
     platform.stop_server(user)
     return times, mem
+
+
+# the moments of a cold spawn, in order: (label, where it is read, what marks it)
+PHASE_MARKS = [
+    ("container started", "hub", "Starting container"),
+    ("server listening", "container", "listening after"),
+    ("hub ready", "hub", "is ready"),
+    ("page kernel taken", "container", "Using pre-heated kernel"),
+    ("tool app drawn", "container", "page opened in"),
+]
+
+
+def spawn_phases(platform, user: str, log_start: int, wall0: float, html_at: float | None, usable: float) -> dict:
+    """Seconds from the click to each moment of one cold spawn: the hub's log, the container's (docker logs -t)
+    and the browser's response for the page."""
+    import datetime
+    import re
+
+    stamp = re.compile(r"\[[IDWE] (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)")
+    seen = {}
+    for line in platform.log()[log_start:].splitlines():
+        m = stamp.search(line)
+        for label, where, mark in PHASE_MARKS:
+            if m and where == "hub" and mark in line and label not in seen:
+                seen[label] = datetime.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp() - wall0
+    logs = subprocess.run(["docker", "logs", "-t", platform.container(user)], capture_output=True, text=True)
+    for line in (logs.stdout + logs.stderr).splitlines():
+        when, _, text = line.partition(" ")
+        for label, where, mark in PHASE_MARKS:
+            if where == "container" and mark in text and label not in seen:
+                at = datetime.datetime.fromisoformat(when[:26]).replace(tzinfo=datetime.timezone.utc)
+                seen[label] = at.timestamp() - wall0
+    if html_at is not None:
+        seen["page HTML"] = html_at - wall0
+    seen["usable"] = usable
+    return dict(sorted(seen.items(), key=lambda kv: kv[1]))
+
+
+def print_phase_medians(phases: list[dict]) -> None:
+    labels = sorted({k for p in phases for k in p}, key=lambda k: median([p[k] for p in phases if k in p]))
+    previous = 0.0
+    print("  cold spawn in Chromium, medians from the click (and the step from the moment before):")
+    for label in labels:
+        at = median([p[label] for p in phases if label in p])
+        print(f"    {label:<20} {at:6.2f} s  (+{at - previous:.2f})")
+        previous = at
 
 
 def processes_mb(container: str) -> str:
