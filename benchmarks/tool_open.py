@@ -14,6 +14,10 @@ Measures (medians and p90 over ``--reps``), each twice:
 - open: navigation to ``/user/<name>/?tool=tp-noop`` → the Run button is visible and enabled (form interactive);
 - run: Run clicked → the result is rendered (the app's ``skr-done-<n>`` class, set after drawing the payload).
 
+It also prints what each page loaded before its form was interactive (resources, kB decoded; from the browser's
+cache after the first load, so this is the JavaScript and CSS evaluated per load) and the load average at the
+start and at the end.
+
 "in the page" is the browser's own clock (``performance.now()``: the navigation's start, the click event on the
 Run button, and a ``MutationObserver`` that notes when the button becomes enabled and when the done class
 appears). "driver" is the wall clock in this script around Playwright's calls; it adds Playwright's own work
