@@ -2,6 +2,7 @@
 overhead inside the container. Needs a Docker engine and the user image (./scripts/build-image.sh).
 
     .venv/bin/python benchmarks/spawn.py [--rounds 5] [--cpu 1.0]
+    .venv/bin/python benchmarks/spawn.py --compare-memory new=skriptoteket-user:latest old=IMAGE[,VAR=VALUE...]
 
 Baselines measured in the same run, so ratios survive a busy machine:
   - container floor: `docker run --rm IMAGE python -c pass` with the same hardening flags and CPU limit;
@@ -71,11 +72,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--cpu", type=float, default=1.0)
+    parser.add_argument("--compare-memory", nargs="+", metavar="NAME=IMAGE[,VAR=VALUE...]",
+                        help="only this: the idle server of each variant, side by side, without the hub")
     args = parser.parse_args()
     problem = engine_problem()
     if problem:
         print(f"skipped: {problem}")
         return 0
+    if args.compare_memory:
+        return compare_memory(args.compare_memory, args.cpu)
     cpus = f"--cpus={args.cpu}"
     print(f"image {IMAGE}, {args.rounds} rounds, cpu_limit {args.cpu}; load average {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} cores")
@@ -238,6 +243,50 @@ def processes_mb(container: str) -> str:
         lines.append(f"    pid {pid:>7}  rss {fields.get('Rss', 0) / 1024:6.1f} MB  pss {fields.get('Pss', 0) / 1024:6.1f} MB"
                      f"  {args.strip()[:90]}")
     return "  processes:\n" + "\n".join(lines)
+
+
+def compare_memory(specs: list[str], cpu: float) -> int:
+    """Idle memory of the teacher's server per variant (image and extra environment), all started at once with
+    `docker run`, the hub's variables but no hub, the spawner's hardening: server + preheated page kernel + the
+    runner's fork server and warm kernel (no page is open). For A/B of image or environment changes."""
+    hub_env = {"JUPYTERHUB_SERVICE_URL": "http://0.0.0.0:8888/user/x/", "JUPYTERHUB_SERVICE_PREFIX": "/user/x/",
+               "JUPYTERHUB_API_URL": "http://127.0.0.1:9/hub/api", "JUPYTERHUB_API_TOKEN": "not-a-token",
+               "JUPYTERHUB_CLIENT_ID": "jupyterhub-user-x", "JUPYTERHUB_USER": "x",
+               "JUPYTER_RUNTIME_DIR": "/home/skriptoteket/.local/share/jupyter/runtime"}
+    cmd = ["python", "-m", "runner_kernel.singleuser", "--notebook=/srv/skriptoteket/notebooks/tool_app.ipynb",
+           "--template=skriptoteket", "--pool-size=1", "--SkriptoteketVoila.runner_start_wait=3"]
+    containers = {}
+    print(f"idle memory, {len(specs)} variants side by side; load average {os.getloadavg()[0]:.1f}")
+    try:
+        for i, spec in enumerate(specs):
+            name, _, rest = spec.partition("=")
+            image, *pairs = rest.split(",")
+            env = [x for kv in [*(f"{k}={v}" for k, v in hub_env.items()), *pairs] for x in ("-e", kv)]
+            container = f"skr-bench-mem-{os.getpid()}-{i}"
+            hardening = [h for h in HARDENING if not h.startswith("--tmpfs=/home")]
+            subprocess.run(["docker", "run", "-d", "--name", container, f"--cpus={cpu}", "--user=1000:1000", *hardening,
+                            "--tmpfs=/home/skriptoteket:rw,nosuid,nodev,size=256m,uid=1000,gid=1000,mode=0700",
+                            *env, image, *cmd], check=True, capture_output=True)
+            containers[name] = container
+        deadline, waiting = time.monotonic() + 300, set(containers)
+        while waiting and time.monotonic() < deadline:
+            for name in list(waiting):
+                logs = subprocess.run(["docker", "logs", containers[name]], capture_output=True, text=True)
+                top = subprocess.run(["docker", "top", containers[name]], capture_output=True, text=True).stdout
+                # init, server, page kernel, fork server, its kernel
+                if "warm kernel(s)" in logs.stdout + logs.stderr and len(top.splitlines()) - 1 >= 5:
+                    waiting.discard(name)
+            time.sleep(1)
+        time.sleep(20)  # idle
+        for name, container in containers.items():
+            listing = processes_mb(container)
+            total = sum(float(line.split("pss")[1].split()[0]) for line in listing.splitlines()[1:])
+            print(f"{name}: PSS total {total:.1f} MB{' (runner not warm in 300 s)' if name in waiting else ''}")
+            print(listing)
+    finally:
+        for container in containers.values():
+            subprocess.run(["docker", "rm", "-f", container], capture_output=True)
+    return 0
 
 
 def run_overhead_in_container(container: str) -> str:
