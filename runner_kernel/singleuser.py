@@ -430,6 +430,12 @@ class SkriptoteketVoila(Voila):
         (0: at once). A cold start has one CPU to share: the page kernel that the first page waits for gets it
         first, and the runner's kernel (pandas imported) warms while the teacher reads the form.""",
     )
+    template_cache = Bool(
+        True,
+        config=True,
+        help="""Share compiled Jinja templates between page renders (runner_kernel.template_cache): Voila builds a
+        new exporter, so a new Jinja environment, for every page, and compiled its templates again each time.""",
+    )
     hub_activity_url = Unicode(config=True, help="Where to POST activity (default $JUPYTERHUB_ACTIVITY_URL).")
     hub_activity_interval = Integer(
         config=True, help="Seconds between activity reports (default $JUPYTERHUB_ACTIVITY_INTERVAL or 300)."
@@ -482,6 +488,10 @@ class SkriptoteketVoila(Voila):
     def initialize(self, argv=None):
         self.update_config(self._defaults())  # lowest priority: config files and the command line win
         super().initialize(argv)
+        if self.template_cache:
+            from .template_cache import install
+
+            install()  # every pool refill pre-renders a page: compile Voila's templates once per process
         headers = list(self.voila_configuration.http_header_envs)
         if USER_TOKEN_HEADER not in headers:
             self.voila_configuration.http_header_envs = [*headers, USER_TOKEN_HEADER]
