@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import shutil
 import time
@@ -20,7 +21,7 @@ import httpx
 import psutil
 import pytest
 
-from benchmarks.teacher_client import ProtocolTeacher
+from benchmarks.teacher_client import ProtocolTeacher, TeacherError
 from tests.conftest import private_tmpdir
 
 from .conftest import _running, start_platform, stop_platform
@@ -28,9 +29,12 @@ from .publishing import publish_tool
 
 pytestmark = [pytest.mark.hub, pytest.mark.timeout(420)]
 
-CULL_IDLE = 25  # s; the hub then reads the proxy's activity every 5 s (the culler block: CULL_IDLE // 5, >= 5)
+# The timeout must be longer than any server start: the hub stamps last_activity when a spawn begins, so a server
+# whose start took longer than the timeout is culled as soon as it is ready, before its first activity arrives
+# (seen with 25 s and a 26 s start on a loaded machine). 60 s is the hub's own limit (Spawner.http_timeout).
+CULL_IDLE = 60  # s; the hub then reads the proxy's activity every 12 s (the culler block: CULL_IDLE // 5)
 CULL_EVERY = 5  # s
-THINK = 2.0  # s between a result and the working teacher's next click
+THINK = 3.0  # s between a result and the working teacher's next click (clicks every 3-4 s, far inside the timeout)
 SLUG = "cull-groups"
 TABLE_TOOL = (
     "import random\n\n"
@@ -46,12 +50,15 @@ IDLE, BUSY = "cull-idle", "cull-busy"
 @pytest.fixture(scope="module")
 def cull_platform():
     path = Path(private_tmpdir("skr-cull-"))
+    # up to 240 s: a start took 130 s while other suites loaded this 2-core machine (load 26)
     running = start_platform(path / "home", extra_env={
-        "SKRIPTOTEKET_CULL_IDLE": str(CULL_IDLE), "SKRIPTOTEKET_CULL_EVERY": str(CULL_EVERY)})
+        "SKRIPTOTEKET_CULL_IDLE": str(CULL_IDLE), "SKRIPTOTEKET_CULL_EVERY": str(CULL_EVERY)}, timeout=240)
     _running.append(running)
     yield running
     _running.remove(running)
     stop_platform(running)
+    if os.environ.get("SKR_CULL_KEEP_LOG"):  # for a diagnosis after the run: the hub's and the servers' output
+        shutil.copy(running.log_path, os.environ["SKR_CULL_KEEP_LOG"])
     running.postgres.stop(mode="immediate")
     shutil.rmtree(path, ignore_errors=True)
 
@@ -96,15 +103,18 @@ async def _keep_working(teacher: ProtocolTeacher, stop: asyncio.Event, outcomes:
 
 async def test_culler_stops_an_idle_teachers_server_not_a_working_ones_and_the_tool_link_restarts_it(cull_platform):
     platform = cull_platform
-    publish_tool(platform, SLUG, "Groups", source=TABLE_TOOL)
-    for name in (IDLE, BUSY):
-        platform.create_user(name)
+    t_prepare = time.monotonic()
+    # each account is a `skriptoteket create-user` process: made side by side (a slow part on a loaded machine)
+    await asyncio.gather(*(asyncio.to_thread(platform.create_user, name, *groups) for name, groups in (
+        (IDLE, ()), (BUSY, ()), ("pub-author", ("authors",)), ("pub-reviewer", ("reviewers",)))))
+    await asyncio.to_thread(publish_tool, platform, SLUG, "Groups", source=TABLE_TOOL)
     hub = httpx.AsyncClient(base_url=f"{platform.url}/hub/api", timeout=30,
                             headers={"Authorization": f"token {platform.token_for('admin')}"})
     idle = ProtocolTeacher(platform.url, IDLE, platform.passwords[IDLE], timeout=120)
     busy = ProtocolTeacher(platform.url, BUSY, platform.passwords[BUSY], timeout=120)
     revisit = ProtocolTeacher(platform.url, IDLE, platform.passwords[IDLE], timeout=120)
     stop, worked, worker = asyncio.Event(), [], None
+    prepared = time.monotonic() - t_prepare
     try:
         # 1. both teachers open the tool (the link spawns their servers) and run it once
         await asyncio.gather(idle.login(), busy.login())
@@ -145,16 +155,31 @@ async def test_culler_stops_an_idle_teachers_server_not_a_working_ones_and_the_t
 
         # 3. the same browser (its cookies) follows the tool link again: the server starts again, the tool works
         revisit.http.cookies.update(idle.http.cookies)
-        t_revisit = time.monotonic()
-        await revisit.open_tool(SLUG)  # pending page → spawn → OAuth → tool page, or TeacherError saying where
+        t_revisit, attempts = time.monotonic(), 1
+        try:
+            await revisit.open_tool(SLUG)  # pending page → spawn → OAuth → tool page, or TeacherError saying where
+        except TeacherError as exc:
+            # On a starved machine (load 20 on 2 cores) a server once took over the hub's 60 s http_timeout to
+            # listen; the teacher then sees "Spawn failed" and follows the link again. That, once, and only for
+            # that failure: a restart that is broken fails the second time too.
+            if "didn't respond in" not in str(exc):
+                raise
+            print(f"\nfirst restart attempt: {exc}")
+            attempts += 1
+            await revisit.close()
+            revisit = ProtocolTeacher(platform.url, IDLE, platform.passwords[IDLE], timeout=120)
+            revisit.http.cookies.update(idle.http.cookies)
+            await revisit.open_tool(SLUG)
         reopened = time.monotonic() - t_revisit
         outcome = await revisit.run(1)
         assert outcome.kind == "result", outcome
         again = await _server(hub, IDLE)
         assert again is not None and again["started"] != idle_started
 
-        # 4. the working teacher was never culled: the same server, well past two timeouts, with every run a result
-        while time.monotonic() - opened < 2 * CULL_IDLE + 2 * CULL_EVERY:
+        # 4. the working teacher was never culled: the same server, a timeout and two culler rounds after it
+        #    opened and two rounds after the idle teacher's cull, with every run a result
+        until = max(opened + CULL_IDLE, closed + culled_after) + 2 * CULL_EVERY
+        while time.monotonic() < until:
             assert not worker.done(), f"the working teacher stopped: {worker.exception()!r}"
             await asyncio.sleep(1)
         stop.set()
@@ -165,8 +190,8 @@ async def test_culler_stops_an_idle_teachers_server_not_a_working_ones_and_the_t
         assert lag < CULL_IDLE, f"the hub's last_activity for {BUSY} is {lag:.0f} s old"
         assert f"Culling server {BUSY}" not in platform.log()
         assert worked and all(o.kind == "result" for o in worked), [o for o in worked if o.kind != "result"]
-        print(f"\nopen {opened - t_open:.1f} s; {IDLE} culled {culled_after:.1f} s after the page closed "
-              f"(culler: inactive {found.group(0)[-9:-1]}); tool link to a working page again {reopened:.1f} s; "
+        print(f"\naccounts, tool, tokens {prepared:.1f} s; open {opened - t_open:.1f} s; {IDLE} culled {culled_after:.1f} s after the page closed "
+              f"(culler: inactive {found.group(0)[-9:-1]}); tool link to a working page again {reopened:.1f} s ({attempts} attempt(s)); "
               f"{BUSY}: {len(worked) + 1} runs over {time.monotonic() - opened:.0f} s, not culled, "
               f"hub last_activity {lag:.1f} s old")
     finally:
