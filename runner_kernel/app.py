@@ -38,6 +38,7 @@ from skriptoteket_ext.i18n import normalize_language
 
 from . import runner_host
 from .client import ServiceClient, ServiceError, public_base
+from .renderer._shared import html, shared
 from .renderer.app import ClearMemoryButton, RunButton, SessionFilesChooser, SettingsPanel, StepHistory
 from .renderer.forms import Form
 from .renderer.markup import esc, markdown_html, notice_html
@@ -134,8 +135,7 @@ def T(lang: str, key: str, **params: Any) -> str:
 
 
 def _html(markup: str, *classes: str) -> widgets.HTML:
-    # classes in the constructor: one comm message per widget instead of one more per class
-    return widgets.HTML(markup, _dom_classes=classes)
+    return html(markup, *classes)  # shared layout and style (renderer/_shared.py)
 
 
 def catalog_url() -> str:
@@ -159,9 +159,9 @@ class ToolApp:
         self.client = client
         self.lang = normalize_language(lang)
         # the renderer's stylesheet and the app's in one widget (each widget is three models for the front end)
-        self.body = widgets.VBox([])
+        self.body = widgets.VBox([], layout=shared(widgets.Layout))
         self.root = widgets.VBox([_html(f"<style>{RENDERER_CSS}{APP_CSS}</style>", "skr-style"), self.body],
-                                 _dom_classes=("skr-app",))
+                                 _dom_classes=("skr-app",), layout=shared(widgets.Layout))
         self.app: dict = {}
         self.slug = ""
         self.state_rev = 0
@@ -239,12 +239,12 @@ class ToolApp:
 
         self.run_button = RunButton(self.run_first, lang=lang, status=False)  # its label and spinner say "running"
         self.clear_button = ClearMemoryButton(self.clear_memory, lang=lang)
-        controls = widgets.HBox([self.run_button, self.clear_button])
+        controls = widgets.HBox([self.run_button, self.clear_button], layout=shared(widgets.Layout))
         controls.add_class("skr-controls")
         self.progress = _html("", "skr-progress")
         self.message = _html("", "skr-message")
         self.history = StepHistory(lang=lang, on_select=self._select_step)
-        self.result = widgets.VBox([])
+        self.result = widgets.VBox([], layout=shared(widgets.Layout))
         self.result.add_class("skr-result-area")
         parts += [self.form, *([self.chooser] if self.chooser else []), controls, self.progress, self.message,
                   self.history, self.result]

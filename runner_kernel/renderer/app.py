@@ -16,6 +16,7 @@ from skriptoteket_ext.contract.caps import DEFAULT_CAPS, Caps
 from skriptoteket_ext.i18n import normalize_language, translator
 
 from ._calls import call_then
+from ._shared import html, shared
 from .forms import Form
 from .markup import css_token, esc, human_size
 
@@ -33,8 +34,8 @@ class _BusyButton(widgets.HBox):
         self.locked = False  # stays disabled whatever the calls do (a page whose session moved on)
         self.button = widgets.Button(description=label, _dom_classes=(css_class,))
         self.button.on_click(lambda _b: self.click())
-        self.status = widgets.HTML("", _dom_classes=("skr-busy-status",)) if status else None
-        super().__init__(children=[self.button, *([self.status] if status else [])],
+        self.status = html("", "skr-busy-status") if status else None
+        super().__init__(children=[self.button, *([self.status] if status else [])], layout=shared(widgets.Layout),
                          _dom_classes=(f"{css_class}-box",))
 
     def click(self) -> None:
@@ -97,8 +98,8 @@ class StepHistory(widgets.VBox):
         self.on_select = on_select
         self.steps: list[dict] = []
         self.current: int | None = None
-        self.title = widgets.HTML(f'<div class="skr-steps-title">{esc(self._("renderer.history.title"))}</div>')
-        self.items = widgets.VBox([])
+        self.title = html(f'<div class="skr-steps-title">{esc(self._("renderer.history.title"))}</div>')
+        self.items = widgets.VBox([], layout=shared(widgets.Layout))
         self.button_layout = widgets.Layout()
         self.button_style = widgets.ButtonStyle()
         super().__init__(children=[self.title, self.items], _dom_classes=("skr-steps",),
@@ -170,10 +171,10 @@ class SettingsPanel(widgets.VBox):
         self.form = Form(schema, values=values, lang=self.lang, caps=caps, settings=True)
         self.save = _BusyButton(self._submit, self._("renderer.settings.save"), self._("renderer.settings.save"),
                                 "skr-settings-save")
-        self.title = widgets.HTML(f'<div class="skr-settings-title">{esc(self._("renderer.settings.title"))}</div>')
-        self.message = widgets.HTML("")
+        self.title = html(f'<div class="skr-settings-title">{esc(self._("renderer.settings.title"))}</div>')
+        self.message = html("")
         self.message.add_class("skr-settings-message")
-        super().__init__(children=[self.title, self.form, self.save, self.message])
+        super().__init__(children=[self.title, self.form, self.save, self.message], layout=shared(widgets.Layout))
         self.add_class("skr-settings")
 
     def _submit(self) -> Any:
@@ -207,7 +208,7 @@ class SessionFilesChooser(widgets.VBox):
         self.files = [f for f in files or () if isinstance(f, dict)]
         names = ", ".join(f"{f.get('name', '?')} ({human_size(int(f.get('bytes') or 0), self.lang)})"
                           for f in self.files[:5]) + (" …" if len(self.files) > 5 else "")
-        prompt = widgets.HTML(f'<div class="skr-session-files-prompt">'
+        prompt = html(f'<div class="skr-session-files-prompt">'
                               f'{esc(_("renderer.session_files.prompt", count=len(self.files), names=names))}</div>')
         self.choice = widgets.RadioButtons(
             options=[(_(f"renderer.session_files.{c}"), c) for c in SESSION_FILE_CHOICES],

@@ -19,6 +19,7 @@ from skriptoteket_ext.contract.issues import Issue, pointer
 from skriptoteket_ext.contract.models import field_label, field_name, file_bounds, is_number
 from skriptoteket_ext.i18n import normalize_language, translator
 
+from ._shared import html, shared
 from .markup import css_token, esc, human_size
 
 CHECKBOX_LIMIT = 12  # multi_enum with up to this many options is a column of checkboxes, else a SelectMultiple
@@ -33,18 +34,18 @@ class _FieldView(widgets.VBox):
         self.touched = False
         self._setting = False
         self.input = self._build_input()
-        self.error = widgets.HTML("")
+        self.error = html("")
         self.error.add_class("skr-field-error")
-        parts = [] if self.kind == "boolean" else [widgets.HTML(self._label_html())]
+        parts = [] if self.kind == "boolean" else [html(self._label_html())]
         parts += [self.input]
         hint = self._hint_html()
         if hint:
-            parts.append(widgets.HTML(hint))
+            parts.append(html(hint))
         if self.kind == "file":
-            self.file_list = widgets.HTML("")
+            self.file_list = html("")
             self.file_list.add_class("skr-file-list")
             parts.append(self.file_list)
-        super().__init__(children=parts + [self.error])
+        super().__init__(children=parts + [self.error], layout=shared(widgets.Layout))
         self.add_class("skr-field")
         self.add_class(f"skr-field-{self.kind}")
         self.add_class(f"skr-field-name-{css_token(self.name)}")
@@ -97,7 +98,7 @@ class _FieldView(widgets.VBox):
             if len(options) <= CHECKBOX_LIMIT:
                 self.checkboxes = [widgets.Checkbox(description=o["label"], indent=False, value=False)
                                    for o in options]
-                widget = widgets.VBox(self.checkboxes)
+                widget = widgets.VBox(self.checkboxes, layout=shared(widgets.Layout))
                 widget.add_class("skr-checkbox-group")
             else:
                 widget = widgets.SelectMultiple(options=[(o["label"], o["value"]) for o in options],
@@ -109,7 +110,7 @@ class _FieldView(widgets.VBox):
                                         description=self._("renderer.upload" if high > 1 else "renderer.upload_one"))
             widget.style.button_color = None
         else:  # unknown kinds never pass the schema check; show nothing rather than fail
-            widget = widgets.HTML("")
+            widget = html("")
         widget.add_class("skr-input")
         if kind != "file":
             self.accept = []
@@ -280,9 +281,9 @@ class Form(widgets.VBox):
             for value in (values.get(name), prefill.get(name), view.field.get("default")):
                 if view.set(value):  # the first that fits the field wins
                     break
-        self.summary = widgets.HTML("")
+        self.summary = html("")
         self.summary.add_class("skr-form-summary")
-        super().__init__(children=[*self.views.values(), self.summary])
+        super().__init__(children=[*self.views.values(), self.summary], layout=shared(widgets.Layout))
         self.add_class("skr-form")
 
     def values(self) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from skriptoteket_ext.i18n import normalize_language, translator
 
 from . import charts
 from ._calls import call_then
+from ._shared import html, is_shared, shared
 from .forms import Form
 from .markup import (artifacts_html, css_token, json_html, markdown_html, notice_html, sandboxed_iframe_html,
                      svg_img_html, table_html)
@@ -22,11 +23,6 @@ from .style import stylesheet
 
 ArtifactUrl = Callable[[dict], "str | None"]
 OnAction = Callable[[str, dict], Any]
-
-
-def _html(markup: str, *classes: str) -> widgets.HTML:
-    # classes in the constructor: one comm message per widget instead of one more per class
-    return widgets.HTML(markup, _dom_classes=classes)
 
 
 def output_part(output: dict, _, lang: str) -> tuple[tuple[str, ...], str] | None:
@@ -83,7 +79,7 @@ def close_tree(widget: widgets.Widget) -> None:
     for child in getattr(widget, "children", ()):
         close_tree(child)
     for part in (getattr(widget, "layout", None), getattr(widget, "style", None)):
-        if isinstance(part, widgets.Widget):
+        if isinstance(part, widgets.Widget) and not is_shared(part):
             part.close()
     widget.close()
 
@@ -99,7 +95,7 @@ class ActionView(widgets.VBox):
         self.button = widgets.Button(description=str(action.get("label") or self.action_id),
                                      _dom_classes=("skr-action-button",))
         self.button.on_click(lambda _b: on_submit(self))
-        super().__init__(children=[c for c in (self.form, self.button) if c is not None],
+        super().__init__(children=[c for c in (self.form, self.button) if c is not None], layout=shared(widgets.Layout),
                          _dom_classes=("skr-action", f"skr-action-{css_token(self.action_id)}"))
 
     def set_disabled(self, disabled: bool) -> None:
@@ -125,8 +121,8 @@ class PayloadView(widgets.VBox):
         self.actions: dict[str, ActionView] = {}
         self.actions_box: widgets.VBox | None = None
         self.head = [stylesheet()] if style else []
-        self.content = _html("", "skr-outputs")
-        super().__init__(children=[*self.head, self.content])
+        self.content = html("", "skr-outputs")
+        super().__init__(children=[*self.head, self.content], layout=shared(widgets.Layout))
         self.show(payload, artifact_url=artifact_url, on_action=on_action, disabled=disabled)
 
     def show(self, payload: dict, *, artifact_url: ArtifactUrl | None = None, on_action: OnAction | None = None,
@@ -143,7 +139,8 @@ class PayloadView(widgets.VBox):
             if isinstance(action, dict) and action.get("action_id"):
                 view = ActionView(action, lang=self.lang, caps=self.caps, on_submit=self._submit)
                 self.actions[view.action_id] = view
-        self.actions_box = (widgets.VBox(list(self.actions.values()), _dom_classes=("skr-actions",))
+        self.actions_box = (widgets.VBox(list(self.actions.values()), _dom_classes=("skr-actions",),
+                                         layout=shared(widgets.Layout))
                             if self.actions else None)
         self.content.value = "".join(f'<div class="{" ".join(classes)}">{markup}</div>'
                                      for classes, markup in self.parts)

@@ -2,6 +2,8 @@
 
 import ipywidgets as widgets
 
+from ._shared import html
+
 CSS = """
 .skr-notice { border-left: 4px solid; border-radius: 4px; padding: 8px 12px; margin: 6px 0; white-space: pre-wrap; }
 .skr-notice-info { background: #eef5fc; border-color: #2f6fb3; color: #173a5e; }
@@ -44,6 +46,4 @@ CSS = """
 
 
 def stylesheet() -> widgets.HTML:
-    sheet = widgets.HTML(f"<style>{CSS}</style>")
-    sheet.add_class("skr-style")
-    return sheet
+    return html(f"<style>{CSS}</style>", "skr-style")

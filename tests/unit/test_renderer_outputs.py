@@ -328,3 +328,16 @@ def test_show_draws_the_next_result_into_the_same_widgets():
     view.show({"status": "failed", "error_summary": "boom", "outputs": []})
     assert "skr-status-failed" in view._dom_classes and "boom" in by_class(view, "skr-run-error")[0]
     assert "second" not in content.value
+
+
+def test_html_pieces_share_one_layout_and_style_that_outlive_a_closed_tree():
+    view = render_payload(actions_payload(), on_action=print)
+    label = view.actions["grade"].form.views["points"].children[0]
+    assert isinstance(label, widgets.HTML)
+    assert label.layout is view.content.layout and label.style is view.content.style
+    view.show(payload([{"kind": "markdown", "markdown": "next"}]))  # closes the actions' widgets
+    assert label.comm is None
+    assert view.content.layout.comm is not None and view.content.style.comm is not None
+    widgets.Widget.close_all()  # e.g. between tests: the next piece gets new shared models
+    again = render_payload(payload([]))
+    assert again.content.layout.comm is not None and again.content.style.comm is not None
