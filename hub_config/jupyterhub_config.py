@@ -270,8 +270,10 @@ if mode == "demo":
     c.SimpleLocalProcessSpawner.home_dir_template = str(home / "users" / "{username}")
     c.Spawner.cmd = [sys.executable, "-m", "runner_kernel.singleuser"]
     c.Spawner.args = tool_server_args
-    c.Spawner.http_timeout = 60
-    c.Spawner.start_timeout = 90
+    # A class arriving at once starts 20 servers on 2 cores: the last ones listen after 55-60 s
+    # (benchmarks/classroom.py, docs/operations.md). Waiting longer on the progress page beats a failed spawn.
+    c.Spawner.http_timeout = 120
+    c.Spawner.start_timeout = 150
 elif mode == "docker":
     load_subconfig(str(here / "docker.py"))  # noqa: F821
     # Containers reach the service directly (docs/docker.md, "Networking"): it listens on SKRIPTOTEKET_SERVICE_IP,
