@@ -259,7 +259,7 @@ class ToolApp:
 
     def show_payload(self, payload: dict, run_id: str | None, *, live: bool) -> None:
         """Draw a normalized payload; its actions are live only for the session's latest result. The page keeps
-        one result view: the next result is drawn into it (docs/renderer.md, "Messages per run")."""
+        one result view: the next result is drawn into it (docs/renderer.md, "Few widget messages per run")."""
         options = dict(artifact_url=(lambda a: artifact_public_url(run_id, a["id"])) if run_id else None,
                        on_action=self.run_action if live else None, disabled=not live or self.stale)
         if self.result_view is None:

@@ -3,7 +3,8 @@
 Every ipywidgets widget brings its own Layout model and, for most kinds, a style model: three models for the
 kernel to send and the page to create per widget. The HTML pieces (labels, hints, errors, outputs, status lines)
 keep the defaults and never change them, so within a kernel they share one Layout and one HTMLStyle
-(docs/renderer.md, "Messages per run"). A widget whose layout is changed later (``layout.display``) keeps its own.
+(docs/renderer.md, "Few widget messages per run"). A widget whose layout is changed later (``layout.display``)
+keeps its own.
 """
 
 from __future__ import annotations
