@@ -42,7 +42,7 @@ from .renderer._shared import html, shared
 from .renderer.app import ClearMemoryButton, RunButton, SessionFilesChooser, SettingsPanel, StepHistory
 from .renderer.forms import Form
 from .renderer.markup import esc, markdown_html, notice_html
-from .renderer.outputs import render_payload
+from .renderer.outputs import close_tree, render_payload
 from .renderer.style import CSS as RENDERER_CSS
 from .singleuser_request import query_params, user_token, wait_for_request
 
@@ -492,6 +492,8 @@ class ToolApp:
             raise
         self.state_rev = int(session.get("state_rev") or 0)
         self.result.children = []
+        if self.result_view is not None:
+            close_tree(self.result_view)  # its widgets would otherwise stay in the kernel and the page
         self.result_view = None
         if self.chooser is not None:
             self.chooser.layout.display = "none"

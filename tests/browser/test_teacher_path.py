@@ -228,6 +228,23 @@ def test_hostile_html_and_markdown_run_no_script(platform, teacher):
     shot(page, "08-hostile-output")
 
 
+def test_clear_memory_empties_the_session(platform, teacher):
+    """After a result, "Clear memory" removes it from the page and from the session; a reload shows none, and
+    the tool runs again."""
+    page = teacher["page"]
+    open_tool(page, platform.url, "tp-hostile-output")
+    page.wait_for_selector(".skr-result iframe", timeout=60_000)  # the session's last result, from the run above
+    page.click("button.skr-clear-memory")
+    page.wait_for_selector(".skr-message :text('Memory cleared')", timeout=60_000)
+    assert page.locator(".skr-result").count() == 0
+    page.reload()
+    page.wait_for_selector(APP_READY, timeout=120_000)
+    page.wait_for_timeout(500)
+    assert page.locator(".skr-result").count() == 0  # nothing left in the session to show
+    run_and_wait(page, 0)
+    page.wait_for_selector(".skr-result iframe")
+
+
 def test_stale_action_from_a_second_tab(platform, teacher):
     context = teacher["context"]
     first, second = teacher["page"], context.new_page()
