@@ -7,6 +7,13 @@ zmq context, no threads, so forking is safe), the preloaded libraries and the to
 the control socket: a request ``{"options", "connection_file", "root", "work_dir", "env"}`` gets ``{"pid": N}`` or
 ``{"error": "..."}``. Each child is a fresh fork of this clean process, used for one run. The zygote reaps its
 children (SIGCHLD) and exits at EOF on the control socket or when its parent dies (PR_SET_PDEATHSIG).
+
+Two more requests when the server's page kernels are forked here too (runner_kernel/page_kernels.py):
+``{"op": "page", "spec": path}`` forks a Voila page kernel. The zygote never reads that file: the page kernel's
+environment (the viewer's token on Voila's cold path, the runner's directory) would stay in the memory every
+later tool kernel inherits. The child reads and deletes it. ``{"op": "preload", "modules": [...]}`` imports the
+tool libraries late (the runner's pool asks when it first fills), so a cold server's first page does not wait
+for pandas; answered ``{"ok": true}``.
 """
 
 import ctypes
@@ -105,6 +112,98 @@ def _child(ctl, request, zygote_pid):
             os._exit(code)
 
 
+def _page_child(ctl, request, config):
+    """Become a Voila page kernel (not a tool kernel: no confine(), the server's uid, its stdout/stderr).
+
+    The zygote forwarded only the path of a 0600 file in a directory tool kernels cannot read; its content (the
+    kernel's environment, cwd, sys.path and arguments) is read here, after the fork, and the file deleted.
+    """
+    code = 1
+    try:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        os.setsid()  # its own session, as jupyter_client's Popen(start_new_session=True)
+        ctl.close()
+        with open(request["spec"], "rb") as f:
+            spec = json.loads(f.read())
+        os.unlink(request["spec"])
+        null = os.open(os.devnull, os.O_RDWR)
+        out, err = config["page_stdio"]
+        os.dup2(null, 0)
+        os.dup2(out, 1)  # where jupyter_client would have sent them: the server's stdout and stderr
+        os.dup2(err, 2)
+        os.closerange(3, 1 << 20)
+        os.chdir(spec["cwd"])
+        os.environ.clear()
+        os.environ.update(spec["env"])
+        _prctl(PR_SET_DUMPABLE, 1)  # as after an exec (a page kernel was an exec'd process before)
+        # No PR_SET_PDEATHSIG: a page kernel must outlive a fork server the pool replaces. It dies with the
+        # server instead (ipykernel's parent poller would watch the zygote, or exit when orphaned).
+        _watch_server(spec["watch_pid"])
+        _fresh_state()
+        sys.path[:] = spec["sys_path"]  # the server's, not ours (no toolkit, no runner_kernel/ dir)
+        sys.dont_write_bytecode = bool(spec["env"].get("PYTHONDONTWRITEBYTECODE"))
+        _prctl(PR_SET_NAME, b"skr-page-kernel")
+        from ipykernel.kernelapp import IPKernelApp
+        from traitlets.config import Config
+
+        class PageKernelApp(IPKernelApp):
+            def initialize(self, argv=None):
+                super().initialize(argv)
+                # ipywidgets registers its comm targets at import, but only inside a running kernel; it was
+                # imported here (in the zygote) before there was one
+                widgets = sys.modules.get("ipywidgets")
+                if widgets is not None:
+                    widgets._handle_ipython()
+
+        sys.argv = [spec["launcher"], *spec["argv"]]
+        config = Config()
+        # 1 = "init, never goes away": no parent poller (it would watch the zygote, or exit when orphaned by a
+        # zygote the pool replaced; _watch_server does its job) and no Ctrl-C banner on the server's stdout
+        config.IPKernelApp.parent_handle = 1
+        PageKernelApp.launch_instance(argv=spec["argv"], config=config)
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except BaseException:  # noqa: BLE001 - never return into the zygote's loop
+        traceback.print_exc()
+    finally:
+        try:
+            import atexit
+
+            atexit._run_exitfuncs()
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def _watch_server(pid):
+    """Exit when the server process goes (a pidfd: works for a process that is not our parent)."""
+    import select
+    import threading
+
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        os._exit(1)  # already gone
+
+    def watch():
+        select.select([fd], [], [])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="skr-server-watch", daemon=True).start()
+
+
+def _preload(modules):
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001, S110 - as the exec path's warm-up: a missing library is the tool's problem
+            pass
+    gc.collect()
+    gc.freeze()  # the children never touch these objects' GC headers: fewer copy-on-write pages
+
+
 def _fresh_state():
     """What a fresh interpreter would not share with its siblings: random state and cached paths."""
     import random
@@ -133,16 +232,12 @@ def main(argv):
     # shell) is imported here too, or every kernel pays ~0.1 s of CPU for it.
     for name in ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell"):
         importlib.import_module(name)
-    for name in (*KERNEL_MODULES, *config["preload"]):
-        try:
-            importlib.import_module(name)
-        except Exception:  # noqa: BLE001, S110 - as the exec path's warm-up: a missing library is the tool's problem
-            pass
     for name in ("_skriptoteket_driver", "skriptoteket_toolkit", "pdf_helper"):
         importlib.import_module(name)
     signal.signal(signal.SIGCHLD, _reap)
-    gc.collect()
-    gc.freeze()  # the children never touch these objects' GC headers: fewer copy-on-write pages
+    # What a page kernel imports (the tool app, ipywidgets), when this server forks page kernels too; the tool
+    # libraries (config["preload"]) may come later, with a preload request.
+    _preload((*KERNEL_MODULES, *config.get("page_modules", ()), *config["preload"]))
     zygote_pid = os.getpid()
     reader = ctl.makefile("rb")
     ctl.sendall(b'{"ready": true}\n')
@@ -152,6 +247,12 @@ def main(argv):
             return  # the pool closed the socket (shut down or died)
         try:
             request = json.loads(line)
+            if request.get("op") == "preload":
+                _preload(request["modules"])
+                ctl.sendall(b'{"ok": true}\n')
+                continue
+            if request.get("op") == "page" and not config.get("page_stdio"):
+                raise ValueError("this fork server was not started for page kernels")
             sys.stdout.flush()
             sys.stderr.flush()
             pid = os.fork()
@@ -160,6 +261,8 @@ def main(argv):
             continue
         if pid == 0:
             reader.close()
+            if request.get("op") == "page":
+                _page_child(ctl, request, config)
             _child(ctl, request, zygote_pid)
         ctl.sendall(json.dumps({"pid": pid}).encode() + b"\n")
 

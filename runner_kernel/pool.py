@@ -229,6 +229,8 @@ class KernelPool:
         self._ready: asyncio.Queue[PooledKernel] | None = None
         self._live: set[int] = set()  # pid of every kernel process we own, whatever its stage
         self._zygote: ForkServer | None = None
+        self._started = False
+        self._page_modules: tuple[str, ...] = ()  # set once the server's page kernels use the fork server
         self._zygote_lock = asyncio.Lock()
         self._forking = 0  # fork requests whose reply (the pid) has not arrived yet
         self._tasks: set[asyncio.Task] = set()
@@ -243,6 +245,15 @@ class KernelPool:
     # ------------------------------------------------------------------------------------------ lifecycle
 
     async def start(self, wait: bool = False) -> KernelPool:
+        if not self._started:
+            self._prepare()
+            self._started = True
+            self._fill()
+        if wait:
+            await self.wait_ready()
+        return self
+
+    def _prepare(self) -> None:
         if self._ready is None:
             self._ready = asyncio.Queue()
             if self.run_as:
@@ -251,10 +262,19 @@ class KernelPool:
                 ensure_searchable([self.python, sys.base_prefix, sys.prefix, *sys.path, str(TOOLKIT_DIR)])
             self._base = Path(tempfile.mkdtemp(prefix="skr-", dir=self._base_arg))
             os.chmod(self._base, 0o711)  # the kernel's account may enter its own dir, but not list others
-            self._fill()
-        if wait:
-            await self.wait_ready()
-        return self
+
+    async def page_fork_server(self, page_modules: tuple[str, ...]) -> ForkServer:
+        """The fork server, also serving the user server's Voila page kernels (runner_kernel/page_kernels.py).
+
+        Started (if need be) with ``page_modules`` imported but without ``preload``: a cold server's first page must
+        not wait for pandas. The first tool kernel start imports it then (``ensure_preloaded``). A fork server this
+        pool replaces later imports ``page_modules`` too.
+        """
+        if self._closing or not self.fork_server:
+            raise RuntimeError("the kernel pool is shut down" if self._closing else "fork_server=False")
+        self._page_modules = tuple(page_modules)
+        self._prepare()
+        return await self._fork_server(tools=False)
 
     async def __aenter__(self) -> KernelPool:
         return await self.start()
@@ -288,7 +308,7 @@ class KernelPool:
 
     async def acquire(self, timeout: float | None = None) -> PooledKernel:
         """A ready kernel, waiting for one if the pool is empty (the wait is in ``kernel.wait_s``)."""
-        if self._ready is None:
+        if not self._started:
             await self.start()
         if self._closing:
             raise RuntimeError("the kernel pool is shut down")
@@ -465,11 +485,12 @@ class KernelPool:
             shutil.rmtree(root, ignore_errors=True)
             raise
 
-    async def _fork_server(self) -> ForkServer:
-        """The running fork server, (re)started if there is none or it died or hung."""
+    async def _fork_server(self, tools: bool = True) -> ForkServer:
+        """The running fork server, (re)started if there is none or it died or hung; ``tools``: with ``preload``."""
         async with self._zygote_lock:
             if self._zygote is not None and not self._zygote.alive():
-                # Its kernels die with it (PR_SET_PDEATHSIG); the pool sees them go and replaces them.
+                # Its kernels die with it (PR_SET_PDEATHSIG); the pool sees them go and replaces them. Page kernels
+                # forked from it live on (they watch the server process, not their parent).
                 log.warning("the kernel fork server (pid %s) is gone; starting another", self._zygote.pid)
                 await self._zygote.close()
                 self._zygote = None
@@ -478,7 +499,8 @@ class KernelPool:
                        # In /proc/<pid>/environ of every kernel (a fork shows its parent's start-up environment):
                        # how _kill_strays recognises this pool's escaped processes.
                        "SKRIPTOTEKET_POOL_DIR": str(self._base)}
-                zygote = ForkServer(self.python, env, self.preload, self._base, self._base / "forkserver.log")
+                zygote = ForkServer(self.python, env, self.preload, self._base, self._base / "forkserver.log",
+                                    page_modules=self._page_modules, defer_preload=not tools)
                 self.stats["fork_server_starts"] += 1
                 try:
                     await zygote.start(self.startup_timeout)
@@ -486,6 +508,8 @@ class KernelPool:
                     await zygote.close()
                     raise
                 self._zygote = zygote
+            if tools:
+                await self._zygote.ensure_preloaded(self.startup_timeout)
             return self._zygote
 
     def _landlock_rules(self, root: Path) -> list[tuple[str, int]]:

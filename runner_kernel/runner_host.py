@@ -110,8 +110,6 @@ class RunnerHost:
         return {ENV_DIR: str(self.dir)}
 
     async def start(self) -> RunnerHost:
-        from .limits import RunLimits
-        from .pool import KernelPool
         from .runner import Runner
 
         self.prepare()
@@ -126,13 +124,27 @@ class RunnerHost:
             os.umask(old)
         os.chmod(self.socket_path, 0o600)
         self._server = await asyncio.start_unix_server(self._serve, sock=sock, limit=1 << 20)
-        options = {"limits": RunLimits.production(), **self.pool_options}
-        self.pool = KernelPool(size=self.pool_size, **options)
+        self._make_pool()
         self.runner = Runner(self.pool)
         if self.pool_size > 0:
             await self.pool.start()
         log.info("Runner host on %s (pool of %s)", self.socket_path, self.pool_size)
         return self
+
+    def _make_pool(self):
+        if self.pool is None:
+            from .limits import RunLimits
+            from .pool import KernelPool
+
+            options = {"limits": RunLimits.production(), **self.pool_options}
+            self.pool = KernelPool(size=self.pool_size, **options)
+        return self.pool
+
+    async def page_fork_server(self, page_modules: tuple[str, ...]):
+        """The pool's fork server, for the server's Voila page kernels (runner_kernel/page_kernels.py). It may be
+        asked before ``start()``: page kernels start with the server, the runner's pool after the first page."""
+        self.prepare()
+        return await self._make_pool().page_fork_server(page_modules)
 
     async def stop(self) -> None:
         if self._server is not None:

@@ -440,6 +440,12 @@ class SkriptoteketVoila(Voila):
         (0: at once). A cold start has one CPU to share: the page kernel that the first page waits for gets it
         first, and the runner's kernel (pandas imported) warms while the teacher reads the form.""",
     )
+    fork_page_kernels = Bool(
+        True,
+        config=True,
+        help="""Fork page kernels from the tool runner's fork server (runner_kernel/page_kernels.py) so they share
+        its imported modules' memory; False, or no runner, or a failed fork: each is a new process as in Voila.""",
+    )
     template_cache = Bool(
         True,
         config=True,
@@ -471,6 +477,7 @@ class SkriptoteketVoila(Voila):
 
     request_info_port = None
     runner_host = None
+    page_kernel_forker = None  # found by runner_kernel.page_kernels' kernel manager
     _request_info_sockets = ()
     _hub_api_token = ""
     _last_activity_sent = None
@@ -488,6 +495,8 @@ class SkriptoteketVoila(Voila):
         c.VoilaConfiguration.default_pool_size = 1
         c.VoilaConfiguration.show_tracebacks = False
         c.VoilaConfiguration.multi_kernel_manager_class = ScrubbedKernelManager
+        # forks page kernels when page_kernel_forker is set (below); otherwise jupyter_server's own
+        c.ScrubbedKernelManager.kernel_manager_class = "runner_kernel.page_kernels.ForkedPageKernelManager"
         # the page's kernel also learns the browser's languages (English or Swedish for the tool app)
         c.VoilaConfiguration.http_header_envs = [USER_TOKEN_HEADER, "Accept-Language"]
         c.MappingKernelManager.cull_idle_timeout = 600
@@ -514,6 +523,10 @@ class SkriptoteketVoila(Voila):
                 self.runner_pool_size, pool_options={"refill_delay": self.runner_refill_delay}
             )
             self.runner_host.prepare()
+            if self.fork_page_kernels:
+                from .page_kernels import PageKernelForker
+
+                self.page_kernel_forker = PageKernelForker(self.runner_host)
 
     def setup_template_dirs(self):
         """Templates under the project's ``voila_templates/<name>`` (with a ``conf.json`` naming its
