@@ -444,8 +444,13 @@ class SkriptoteketVoila(Voila):
         True,
         config=True,
         help="""Fork page kernels from the tool runner's fork server (runner_kernel/page_kernels.py) so they share
-        its imported modules' memory; False, or no runner, or a failed fork: each is a new process as in Voila.""",
+        its imported modules' memory; False, or no runner, or a failed fork: each is a new process as in Voila.
+        Default: $SKRIPTOTEKET_FORK_PAGE_KERNELS (0 = False), else True.""",
     )
+
+    @default("fork_page_kernels")
+    def _default_fork_page_kernels(self):
+        return os.environ.get("SKRIPTOTEKET_FORK_PAGE_KERNELS", "1") != "0"
     template_cache = Bool(
         True,
         config=True,
