@@ -45,42 +45,7 @@ from jupyter_server.utils import url_path_join  # noqa: E402
 from jupyterhub._version import __version__ as jupyterhub_version  # noqa: E402
 
 
-def _import_hub_extension():
-    """``jupyterhub.singleuser.extension`` without the hub's request handlers.
-
-    Through ``jupyterhub.log`` it imports ``jupyterhub.handlers`` (the hub's pages, login, base handler, ...) for one
-    ``isinstance(handler, HealthCheckHandler)`` when logging, a handler a single-user server never has. That is
-    about a sixth of this server's import time and 7 MB of its memory (docs/docker.md, "Measured"). Likewise
-    ``jupyterhub.orm`` imports alembic for the hub's database migrations, which a single-user server never runs
-    (in the image, alternating: import CPU 2.05-2.39 -> 1.83-2.15 s, RssAnon 84.3 -> 75.0 MB). Stand-ins for these
-    modules during this one import, removed right after, so a later real import gets the real ones.
-    """
-    import types
-
-    stand_ins = {}
-    if "jupyterhub.handlers" not in sys.modules:
-        pages = types.ModuleType("jupyterhub.handlers.pages")
-        pages.HealthCheckHandler = type("HealthCheckHandler", (tornado.web.RequestHandler,), {})
-        package = types.ModuleType("jupyterhub.handlers")
-        package.__path__, package.pages = [], pages
-        stand_ins.update({"jupyterhub.handlers": package, "jupyterhub.handlers.pages": pages})
-    if "alembic" not in sys.modules and "jupyterhub.orm" not in sys.modules:
-        alembic = types.ModuleType("alembic")
-        alembic.__path__ = []
-        for name in ("command", "config", "script"):
-            setattr(alembic, name, types.ModuleType(f"alembic.{name}"))
-            stand_ins[f"alembic.{name}"] = getattr(alembic, name)
-        alembic.script.ScriptDirectory = None
-        stand_ins["alembic"] = alembic
-    sys.modules.update(stand_ins)
-    try:
-        from jupyterhub.singleuser import extension
-    finally:
-        for name, module in stand_ins.items():
-            if sys.modules.get(name) is module:
-                del sys.modules[name]
-    return extension
-
+from ._standins import import_hub_extension as _import_hub_extension  # noqa: E402
 
 _hub_extension = _import_hub_extension()
 JupyterHubAuthorizer = _hub_extension.JupyterHubAuthorizer

@@ -372,3 +372,18 @@ def test_activity_reaches_the_hub(alice, hub):
     after = wait_for(lambda: (a := server_activity()) != before and a, 15, 0.1, "an activity report")
     print(f"\nhub last_activity {before} -> {after}")
     assert after > before
+
+
+def test_the_server_never_runs_the_hub_database(alice, hub):
+    """runner_kernel._standins defers SQLAlchemy (the hub's database, imported through jupyterhub.scopes): after
+    pages, OAuth, activity reports and websockets above, the server process has still not mapped SQLAlchemy's
+    compiled engine and SQL modules, which running the package loads. zmq's is the control: that one is in use."""
+    _page(alice)
+    _remember_children(hub)
+    servers = [p for p in psutil.Process(hub["proc"].pid).children(recursive=True)
+               if "runner_kernel.singleuser" in " ".join(p.cmdline())]
+    assert len(servers) == 1, servers
+    mapped = {line.split()[-1] for line in Path(f"/proc/{servers[0].pid}/maps").read_text().splitlines()
+              if line.rstrip().endswith(".so")}
+    assert any("/zmq/backend/" in path for path in mapped), sorted(mapped)[:20]
+    assert not [path for path in mapped if "/sqlalchemy/engine/" in path or "/sqlalchemy/sql/" in path]

@@ -1,0 +1,169 @@
+"""Import diet for the teacher's Voila server (``runner_kernel.singleuser``); docs/docker.md, "Measured".
+
+Two tools, both for modules the server imports through its libraries but never uses:
+
+- a *stand-in* replaces a module only while ``jupyterhub.singleuser.extension`` is imported, and is removed right
+  after, so a later real import gets the real module;
+- a *deferred* module is the real module, registered at once but run at the first use of one of its own
+  attributes (``from X import name``, ``X.name``, ``isinstance(o, X.Cls)``); until then it costs nothing. Unlike
+  ``importlib.util.LazyLoader``, whose modules run at *any* attribute access, it keeps the import system's
+  attributes (``__spec__``, ``__path__``, ...): an ``import X`` statement reads ``X.__spec__``, so a LazyLoader
+  module runs at every import site.
+
+``loaded(name)`` tells whether a deferred module has run. tests/unit/test_standins.py checks the semantics;
+tests/e2e/test_singleuser.py checks a running server (SQLAlchemy's compiled modules never mapped).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.abc
+import importlib.util
+import sys
+import threading
+import types
+
+import tornado.web
+
+#: Modules deferred while the hub extension is imported, and why this server never runs them. Submodules imported
+#: meanwhile (sqlalchemy.exc, sqlalchemy.util) run; the package itself runs at its first use.
+DEFERRED = {
+    # jupyterhub.scopes and jupyterhub.metrics import the hub's database model (`from . import orm, roles`, `import
+    # sqlalchemy as sa`) for functions that take a hub database session or ORM objects; the single-user side uses
+    # only `scopes._intersect_expanded_scopes(required, have)` (no db: orm untouched) and the metrics' Histograms.
+    "jupyterhub.orm": "hub database model",
+    "jupyterhub.roles": "hub roles (database)",
+    # jupyterhub.utils: `from sqlalchemy.exc import SQLAlchemyError` (for the hub's catch_db_error) runs the
+    # sqlalchemy.exc submodule only, not the package.
+    "sqlalchemy": "hub database",
+    # jupyterlab_server.listings_handler (imported for Voila's ThemesHandler) calls requests only to fetch
+    # extension listings for JupyterLab's extension manager.
+    "requests": "extension listings (JupyterLab)",
+}
+
+class _DeferredModule(types.ModuleType):
+    def __getattr__(self, attr):
+        # only attributes the module does not have (yet) come here
+        if _window_open:
+            # a submodule being imported (`from .. import exc` in sqlalchemy.util while sqlalchemy.exc loads) is what
+            # the import system would find in sys.modules
+            submodule = sys.modules.get(f"{self.__name__}.{attr}")
+            if submodule is not None:
+                return submodule
+        _run(self)  # run it, then look again
+        return getattr(self, attr)
+
+
+_lock = threading.RLock()
+_deferred: set[str] = set()
+_window_open = False
+
+
+def _run(module: types.ModuleType) -> None:
+    with _lock:
+        if type(module) is not _DeferredModule:
+            return  # another thread ran it
+        module.__class__ = types.ModuleType
+        try:
+            module.__spec__.loader.exec_module(module)
+        except BaseException:
+            if sys.modules.get(module.__name__) is module:
+                del sys.modules[module.__name__]
+            raise
+
+
+class _RunPackageFirst(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Outside the window, importing a submodule of a deferred package runs the package first, as the import system
+    always does (sqlalchemy's ``__init__`` wires its submodules together). The package may import that very
+    submodule while it runs: then the import system gets the module it made instead of making a second copy."""
+
+    def __init__(self):
+        self._specs = {}
+
+    def find_spec(self, fullname, path=None, target=None):
+        if _window_open:
+            return None
+        for name in list(_deferred):
+            package = sys.modules.get(name)
+            if fullname.startswith(name + ".") and type(package) is _DeferredModule:
+                _run(package)
+                module = sys.modules.get(fullname)
+                if module is not None:
+                    # the import system loads a module found meanwhile again, from its __spec__: make that ours
+                    self._specs[fullname] = module.__spec__
+                    module.__spec__ = importlib.util.spec_from_loader(fullname, self)
+                    return module.__spec__
+        return None
+
+    def create_module(self, spec):
+        return sys.modules[spec.name]
+
+    def exec_module(self, module):
+        module.__spec__ = self._specs.pop(module.__name__, module.__spec__)  # its own again
+
+
+def defer(name: str) -> types.ModuleType | None:
+    """Register ``name`` as a deferred module (a no-op when it is imported already or not installed)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    parent, _, child = name.rpartition(".")
+    if parent and parent not in sys.modules:
+        importlib.import_module(parent)
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+        return None
+    if not any(isinstance(finder, _RunPackageFirst) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _RunPackageFirst())
+    module = importlib.util.module_from_spec(spec)
+    module.__class__ = _DeferredModule
+    _deferred.add(name)
+    sys.modules[name] = module
+    if parent:
+        setattr(sys.modules[parent], child, module)
+    return module
+
+
+def loaded(name: str) -> bool:
+    """Whether ``name`` is imported and has run (False for a deferred module that is still waiting)."""
+    module = sys.modules.get(name)
+    return module is not None and type(module) is not _DeferredModule
+
+
+@contextlib.contextmanager
+def deferring(names):
+    """Defer ``names`` for good; inside the block, their submodules import without running them (see DEFERRED)."""
+    global _window_open
+    _window_open = True
+    try:
+        for name in names:
+            defer(name)
+        yield
+    finally:
+        _window_open = False
+
+
+def import_hub_extension():
+    """``jupyterhub.singleuser.extension`` without the hub's request handlers, and with its database deferred.
+
+    Through ``jupyterhub.log`` it imports ``jupyterhub.handlers`` (the hub's pages, login, base handler, ...) for one
+    ``isinstance(handler, HealthCheckHandler)`` when logging, a handler a single-user server never has: a stand-in
+    during this one import. Without it, that is about a sixth of the server's import time and 7 MB of its memory.
+    The hub's database (``jupyterhub.orm``, SQLAlchemy, and alembic through orm) and requests are deferred: see
+    ``DEFERRED``.
+    """
+    stand_ins = {}
+    if "jupyterhub.handlers" not in sys.modules:
+        pages = types.ModuleType("jupyterhub.handlers.pages")
+        pages.HealthCheckHandler = type("HealthCheckHandler", (tornado.web.RequestHandler,), {})
+        package = types.ModuleType("jupyterhub.handlers")
+        package.__path__, package.pages = [], pages
+        stand_ins.update({"jupyterhub.handlers": package, "jupyterhub.handlers.pages": pages})
+    sys.modules.update(stand_ins)
+    try:
+        with deferring(DEFERRED):
+            from jupyterhub.singleuser import extension
+    finally:
+        for name, module in stand_ins.items():
+            if sys.modules.get(name) is module:
+                del sys.modules[name]
+    return extension
