@@ -387,3 +387,53 @@ def test_the_server_never_runs_the_hub_database(alice, hub):
               if line.rstrip().endswith(".so")}
     assert any("/zmq/backend/" in path for path in mapped), sorted(mapped)[:20]
     assert not [path for path in mapped if "/sqlalchemy/engine/" in path or "/sqlalchemy/sql/" in path]
+
+
+def _memory_contains(pid: int, needle: bytes) -> bool:
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
+        for line in maps:
+            fields = line.split()
+            if "r" not in fields[1] or (len(fields) > 5 and fields[5].startswith("[v")):
+                continue
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            try:
+                mem.seek(start)
+                if needle in mem.read(end - start):
+                    return True
+            except OSError:
+                continue
+    return False
+
+
+def test_page_kernels_are_forked_and_the_viewers_token_stays_out_of_the_fork_server(alice, hub):
+    """Page kernels (pooled, and the cold path's, whose start-up environment carries the viewer's token) are
+    children of the runner's fork server (runner_kernel/page_kernels.py), which never holds that token: every
+    tool kernel is forked from it later."""
+    if os.geteuid() != 0:
+        pytest.skip("reads process memory through /proc/<pid>/mem (root)")
+    _wait_warm(alice)
+    r, _ = _page(alice, "/user/alice/?tool=fork-cold&theme=dark")  # a cold kernel: the token in its start env
+    assert r.status_code == 200 and _printed(r.text, "USER_TOKEN_OWNER") == "alice"
+    _remember_children(hub)
+    server = next(p for p in psutil.Process(hub["proc"].pid).children(recursive=True)
+                  if "runner_kernel.singleuser" in " ".join(p.cmdline()))
+    zygote = next(p for p in server.children() if "_zygote.py" in " ".join(p.cmdline()))
+    pages = [p for p in zygote.children() if p.name() == "skr-page-kernel"]
+    assert len(pages) >= 2, [(p.pid, p.name()) for p in zygote.children()]  # the pool's and the pages'
+    assert not [p for p in server.children() if "ipykernel_launcher" in " ".join(p.cmdline())]  # none exec'd
+    tokens = set()
+    for page in pages:
+        with open(f"/proc/{page.pid}/maps") as maps, open(f"/proc/{page.pid}/mem", "rb", buffering=0) as mem:
+            for line in maps:
+                fields = line.split()
+                if "rw" not in fields[1] or len(fields) > 5 and fields[5].startswith("[v"):
+                    continue
+                start, end = (int(x, 16) for x in fields[0].split("-"))
+                try:
+                    mem.seek(start)
+                    tokens.update(re.findall(rb"HTTP_SKRIPTOTEKET_USER_TOKEN=([0-9A-Za-z_]{16,})", mem.read(end - start)))
+                except OSError:
+                    continue
+    assert tokens, "no page kernel holds the viewer's token (the scan must find it where it is)"
+    for token in tokens:
+        assert not _memory_contains(zygote.pid, token)
