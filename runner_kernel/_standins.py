@@ -39,7 +39,14 @@ DEFERRED = {
     # jupyterlab_server.listings_handler (imported for Voila's ThemesHandler) calls requests only to fetch
     # extension listings for JupyterLab's extension manager.
     "requests": "extension listings (JupyterLab)",
+    # jupyter_client's KernelSpecManager adds ~/.ipython/kernels with `from IPython.paths import get_ipython_dir`;
+    # the submodule is imported inside the window (WINDOW_IMPORTS) instead of after IPython's __init__, which
+    # imports the interactive shell (66 modules) that this server never starts (its kernels are other processes).
+    "IPython": "the interactive shell (kernels only)",
 }
+
+#: Submodules of deferred packages the server uses, imported inside the window (so without running the package).
+WINDOW_IMPORTS = ("IPython.paths",)
 
 class _DeferredModule(types.ModuleType):
     def __getattr__(self, attr):
@@ -148,8 +155,8 @@ def import_hub_extension():
     Through ``jupyterhub.log`` it imports ``jupyterhub.handlers`` (the hub's pages, login, base handler, ...) for one
     ``isinstance(handler, HealthCheckHandler)`` when logging, a handler a single-user server never has: a stand-in
     during this one import. Without it, that is about a sixth of the server's import time and 7 MB of its memory.
-    The hub's database (``jupyterhub.orm``, SQLAlchemy, and alembic through orm) and requests are deferred: see
-    ``DEFERRED``.
+    The hub's database (``jupyterhub.orm``, SQLAlchemy, and alembic through orm), requests and IPython's shell are
+    deferred: see ``DEFERRED``.
     """
     stand_ins = {}
     if "jupyterhub.handlers" not in sys.modules:
@@ -162,6 +169,9 @@ def import_hub_extension():
     try:
         with deferring(DEFERRED):
             from jupyterhub.singleuser import extension
+
+            for name in WINDOW_IMPORTS:
+                importlib.import_module(name)
     finally:
         for name, module in stand_ins.items():
             if sys.modules.get(name) is module:

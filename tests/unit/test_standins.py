@@ -105,13 +105,17 @@ def test_a_module_that_fails_raises_at_first_use_and_is_not_left_behind(packages
     assert out == {"error": "broken at import", "left": False}
 
 
-def test_the_server_import_leaves_the_hub_database_and_requests_unrun():
+def test_the_server_import_leaves_the_hub_database_requests_and_ipython_unrun():
     out = _run("""
         import runner_kernel.singleuser
         from runner_kernel import _standins
         state = {name: _standins.loaded(name) for name in _standins.DEFERRED}
-        absent = [m for m in ("jupyterhub.handlers", "alembic", "sqlalchemy.orm", "sqlalchemy.engine", "urllib3")
-                  if m in sys.modules]
+        absent = [m for m in ("jupyterhub.handlers", "alembic", "sqlalchemy.orm", "sqlalchemy.engine", "urllib3",
+                              "IPython.core.interactiveshell") if m in sys.modules]
+        # what the server uses of IPython, without running IPython's __init__
+        from jupyter_client.kernelspec import KernelSpecManager
+        ipython_kernels = KernelSpecManager().kernel_dirs[-1].endswith(".ipython/kernels")
+        ipython_ran = _standins.loaded("IPython")
         # still the real modules when used: the hub's database model works in the same process
         from jupyterhub import orm, scopes
         db = orm.new_session_factory("sqlite://")()
@@ -119,10 +123,12 @@ def test_the_server_import_leaves_the_hub_database_and_requests_unrun():
         db.commit()
         table = db.query(orm.User).one().name
         intersect = sorted(scopes._intersect_expanded_scopes({"read:users!user=a"}, {"read:users"}))
+        from IPython.display import display
         print(json.dumps({"state": state, "absent": absent, "table": table, "intersect": intersect,
-                          "scopes_orm": scopes.orm is orm}))
+                          "scopes_orm": scopes.orm is orm, "ipython": [ipython_kernels, ipython_ran, callable(display)]}))
     """)
     assert out["state"] == {name: False for name in out["state"]} and "sqlalchemy" in out["state"]
     assert out["absent"] == []
     assert out["table"] == "a" and out["scopes_orm"]
     assert out["intersect"] == ["read:users!user=a"]
+    assert out["ipython"] == [True, False, True]
