@@ -181,14 +181,21 @@ def _watch_server(pid):
     """Exit when the server process goes (a pidfd: works for a process that is not our parent)."""
     import select
     import threading
+    import time
 
     try:
         fd = os.pidfd_open(pid)
-    except OSError:
+    except ProcessLookupError:
         os._exit(1)  # already gone
+    except OSError:  # no pidfd (an old kernel, a seccomp filter): poll
+        fd = None
 
     def watch():
-        select.select([fd], [], [])
+        if fd is not None:
+            select.select([fd], [], [])
+        else:
+            while os.path.exists(f"/proc/{pid}"):
+                time.sleep(1.0)
         os._exit(1)
 
     threading.Thread(target=watch, name="skr-server-watch", daemon=True).start()

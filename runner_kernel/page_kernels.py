@@ -148,14 +148,18 @@ class ForkingProvisioner(LocalProvisioner):
     async def launch_kernel(self, cmd: list[str], **kwargs):
         forker = find_forker(self.parent)
         if forker is not None and forker.can_fork(cmd, kwargs):
+            pid = None
             try:
                 pid, self.spec_path = await forker.fork(cmd, kwargs.get("env") or dict(os.environ),
                                                         kwargs.get("cwd") or os.getcwd())
+                process = ForkedProcess(pid)
             except Exception as exc:  # noqa: BLE001 - the page must still get a kernel
+                if pid is not None:
+                    _kill(pid)
                 forker.fallbacks += 1
                 log.warning("Forking a page kernel failed (%s); starting it as a new process instead", exc)
             else:
-                self.process = ForkedProcess(pid)
+                self.process = process
                 self.pid = self.pgid = pid  # the child calls setsid() first thing; until then killpg falls back
                 self.cwd = kwargs.get("cwd")
                 return self.connection_info
@@ -190,6 +194,13 @@ def find_forker(obj) -> PageKernelForker | None:
             return forker
         obj = getattr(obj, "parent", None)
     return None
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
 
 
 def _same_interpreter(found: str, ours: str) -> bool:
