@@ -302,6 +302,25 @@ def test_unknown_tool_is_a_friendly_message(platform, teacher):
     assert "Alla verktyg" in page.inner_text(".skr-back")
 
 
+def test_leaving_a_tool_page_stops_its_kernel(platform, teacher):
+    """The tool page's own front end (frontend/src/index.js) shuts its kernel down when the page goes away, as
+    Voila's does; otherwise every reload would leave a kernel until culling. It loads no JupyterLab bundle."""
+    page = teacher["page"]
+    scripts = []
+    page.on("request", lambda r: scripts.append(r.url) if r.resource_type == "script" else None)
+    open_tool(page, platform.url, "tp-noop")
+    page.wait_for_selector("button.skr-run-button:enabled")
+    kernel_id = page.evaluate("JSON.parse(document.getElementById('jupyter-config-data').textContent).kernelId")
+    kernel_url = f"{platform.url}/user/teach/api/kernels/{kernel_id}"
+    assert page.request.get(kernel_url).status == 200
+    assert not [u for u in scripts if "voila.js" in u or "remoteEntry" in u], scripts
+    page.goto(platform.url + "/hub/home")  # leave the tool page
+    deadline = time.monotonic() + 30
+    while page.request.get(kernel_url).status != 404:
+        assert time.monotonic() < deadline, "the left page's kernel is still running after 30 s"
+        time.sleep(0.5)
+
+
 def test_the_profile_language_without_lang(platform, teacher):
     """No ?lang=: the viewer's profile language, which GET apps carries (a failed open asks GET me)."""
     page = teacher["page"]

@@ -1,0 +1,153 @@
+/*
+ * Skriptoteket's tool page front end: connects to the page's kernel and draws the tool app's widgets.
+ *
+ * Why not Voila's own front end: Voila 0.5 boots a JupyterLab application on every page (~3.9 MB of JavaScript
+ * evaluated, three federated extensions, a style loader with Font Awesome), which alone took ≈ 600 ms of the
+ * page's main thread on this project's 2-core machine. The tool page needs none of it: its one cell output is a
+ * widget tree of @jupyter-widgets/controls (no Output widget, no third-party widgets, no MathJax). This file does
+ * only what that page needs, the way Voila's widget manager does it (docs/teacher-path.md, "The tool page's front
+ * end"): connect to the kernel named in the page config, fetch every widget's state over the control comm, draw
+ * the views where the cell outputs are, and shut the kernel down when the page goes away.
+ */
+import * as base from '@jupyter-widgets/base';
+import { ManagerBase } from '@jupyter-widgets/base-manager';
+import * as controls from '@jupyter-widgets/controls';
+import { KernelConnection } from '@jupyterlab/services/lib/kernel/default';
+import { ServerConnection } from '@jupyterlab/services/lib/serverconnection';
+import { Widget } from '@lumino/widgets';
+
+import '@jupyter-widgets/controls/css/widgets.css';
+import '@jupyter-widgets/controls/css/lumino.css';
+import './tool-page.css';
+
+const WIDGET_VIEW = 'application/vnd.jupyter.widget-view+json';
+const MODULES = { '@jupyter-widgets/base': base, '@jupyter-widgets/controls': controls };
+
+class ToolPageManager extends ManagerBase {
+  constructor(kernel) {
+    super();
+    this.kernel = kernel;
+    // widgets the app creates later (a result, an action's form) arrive as comm_open messages
+    kernel.registerCommTarget(this.comm_target_name, async (comm, msg) => {
+      await this.handle_comm_open(new base.shims.services.Comm(comm), msg);
+    });
+  }
+
+  async loadClass(className, moduleName, moduleVersion) {
+    const module = MODULES[moduleName];
+    if (!module || !module[className]) {
+      throw new Error(`widget class ${className} from ${moduleName}@${moduleVersion} is not on the tool page`);
+    }
+    return module[className];
+  }
+
+  async _create_comm(target, modelId, data, metadata, buffers) {
+    const comm = this.kernel.createComm(target, modelId);
+    if (data || metadata) {
+      comm.open(data, metadata, buffers);
+    }
+    return new base.shims.services.Comm(comm);
+  }
+
+  async _get_comm_info() {
+    const reply = await this.kernel.requestCommInfo({ target_name: this.comm_target_name });
+    return reply.content.status === 'ok' ? reply.content.comms : {};
+  }
+
+  loadFromKernel() {
+    return this._loadFromKernel();
+  }
+}
+
+function pageConfig() {
+  const el = document.getElementById('jupyter-config-data');
+  return el ? JSON.parse(el.textContent) : {};
+}
+
+function xsrfToken() {
+  const match = document.cookie.match('\\b_xsrf=([^;]*)\\b');
+  return (match && match[1]) || '';
+}
+
+/** A cell output that is not a widget: the tool app only shows widgets, so this is text (never HTML). */
+function drawPlain(container, data) {
+  const pre = document.createElement('pre');
+  pre.textContent = data['text/plain'] || '';
+  container.appendChild(pre);
+}
+
+async function drawOutputs(manager) {
+  const scripts = document.querySelectorAll('script[type="application/vnd.voila.cell-output+json"]');
+  for (const script of scripts) {
+    const output = JSON.parse(script.textContent);
+    const container = script.parentElement;
+    container.removeChild(script);
+    const view = output.data && output.data[WIDGET_VIEW];
+    if (!view) {
+      drawPlain(container, output.data || {});
+      continue;
+    }
+    const model = await manager.get_model(view.model_id);
+    const widgetView = await manager.create_view(model);
+    Widget.attach(widgetView.luminoWidget, container);
+  }
+}
+
+function showCells() {
+  const loading = document.getElementById('loading');
+  if (loading) {
+    loading.remove();
+  }
+  const cells = document.getElementById('rendered_cells');
+  if (cells) {
+    cells.style.display = '';
+  }
+}
+
+/**
+ * Runs where the template loads this script: right after the page config, while the kernel is still opening the
+ * tool and the rest of the page streams in. Connecting now overlaps the websocket's set-up (and the kernel_info
+ * exchange) with the kernel's work; widgets the kernel creates meanwhile arrive as comm_open messages, and the
+ * rest come with the state request once the page (so the kernel's cell) is complete.
+ */
+function start() {
+  const config = pageConfig();
+  if (!config.kernelId) {
+    document.addEventListener('DOMContentLoaded', showCells); // a page without a kernel: nothing to connect to
+    return;
+  }
+  const moments = (window.skriptoteketMoments = { start: performance.now() }); // benchmarks/tool_open.py
+  const serverSettings = ServerConnection.makeSettings({
+    baseUrl: config.baseUrl,
+    wsUrl: config.baseUrl.replace(/^http/, 'ws'),
+    appendToken: false,
+  });
+  // The kernel's model is known from the page config: no GET api/kernels/<id> before connecting.
+  const kernel = new KernelConnection({ model: { id: config.kernelId, name: 'python3' }, serverSettings });
+  const manager = new ToolPageManager(kernel);
+  window.addEventListener('beforeunload', () => {
+    // as Voila's front end does: the page's kernel is not reused, so stop it now instead of at culling time
+    const data = new FormData();
+    data.append('_xsrf', xsrfToken());
+    navigator.sendBeacon(`${config.baseUrl}voila/api/shutdown/${kernel.id}`, data);
+    kernel.dispose();
+  });
+  const draw = async () => {
+    moments.html = performance.now();
+    try {
+      await manager.loadFromKernel();
+      moments.states = performance.now();
+      await drawOutputs(manager);
+      moments.drawn = performance.now();
+    } finally {
+      showCells();
+    }
+  };
+  if (document.readyState === 'loading') {
+    document.addEventListener('DOMContentLoaded', draw);
+  } else {
+    draw();
+  }
+}
+
+start();
