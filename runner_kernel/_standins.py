@@ -25,8 +25,9 @@ import types
 
 import tornado.web
 
-#: Modules deferred while the hub extension is imported, and why this server never runs them. Submodules imported
-#: meanwhile (sqlalchemy.exc, sqlalchemy.util) run; the package itself runs at its first use.
+#: Modules deferred before the server imports anything, and why it never runs them. Submodules imported inside the
+#: window, while the hub extension is imported (sqlalchemy.exc, sqlalchemy.util, IPython.paths), run; the package
+#: itself runs at its first use.
 DEFERRED = {
     # jupyterhub.scopes and jupyterhub.metrics import the hub's database model (`from . import orm, roles`, `import
     # sqlalchemy as sa`) for functions that take a hub database session or ORM objects; the single-user side uses
@@ -43,6 +44,20 @@ DEFERRED = {
     # the submodule is imported inside the window (WINDOW_IMPORTS) instead of after IPython's __init__, which
     # imports the interactive shell (66 modules) that this server never starts (its kernels are other processes).
     "IPython": "the interactive shell (kernels only)",
+    # Imported as `import X` by libraries the server uses, and used only inside functions this server does not call
+    # (faithful either way: they run when called). Registered before the server's first import (defer_unused()).
+    # jsonschema's format checkers (jupyter_events validates the server's events): durations (isoduration parses
+    # with arrow), CSS colours, URI templates; none of the server's event schemas has such a field.
+    "arrow": "jsonschema 'duration' format",
+    "webcolors": "jsonschema 'color' format",
+    "uri_template": "jsonschema 'uri-template' format",
+    # BeautifulSoup (nbconvert's HTML exporter): CSS selectors (.select()) and the encoding detection of bytes input;
+    # nbconvert passes str and uses find_all.
+    "soupsieve": "BeautifulSoup CSS selectors",
+    "charset_normalizer": "BeautifulSoup encoding detection",
+    # jupyterlab_server (Voila's themes handler imports it): .json5 settings files, JupyterLab's translations.
+    "json5": "JupyterLab .json5 settings",
+    "babel": "JupyterLab translations",
 }
 
 #: Submodules of deferred packages the server uses, imported inside the window (so without running the package).
@@ -134,6 +149,12 @@ def loaded(name: str) -> bool:
     """Whether ``name`` is imported and has run (False for a deferred module that is still waiting)."""
     module = sys.modules.get(name)
     return module is not None and type(module) is not _DeferredModule
+
+
+def defer_unused() -> None:
+    """Defer every module in DEFERRED: call before the server imports its libraries."""
+    for name in DEFERRED:
+        defer(name)
 
 
 @contextlib.contextmanager

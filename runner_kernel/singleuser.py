@@ -34,6 +34,10 @@ from urllib.parse import urlparse
 
 _T0 = time.monotonic()
 
+from ._standins import defer_unused  # noqa: E402
+
+defer_unused()  # modules the libraries below import but this server never runs (runner_kernel/_standins.py)
+
 import tornado.web  # noqa: E402
 from jupyter_core.paths import jupyter_config_path  # noqa: E402
 from jupyter_server.base.handlers import FileFindHandler  # noqa: E402
