@@ -66,6 +66,7 @@ from voila.paths import collect_static_paths, collect_template_paths  # noqa: E4
 from voila.request_info_handler import RequestInfoSocketHandler  # noqa: E402
 from voila.static_file_handler import MultiStaticFileHandler, TemplateStaticFileHandler  # noqa: E402
 from voila.tornado.handler import TornadoVoilaHandler  # noqa: E402
+import voila.utils  # noqa: E402
 from voila.utils import ENV_VARIABLE  # noqa: E402
 
 MiB = 1024 * 1024
@@ -575,6 +576,10 @@ class SkriptoteketVoila(Voila):
                 spec = (pattern, ToolPageHandler, *rest)
             if handler_class is TemplateStaticFileHandler:
                 spec = (pattern, ProjectTemplateStaticFileHandler, *rest)
+                # and the templates' include_url/include_js/include_css: with Voila's class they find no file
+                # of a project template (so no ``?v=`` content version, so the browser revalidates the tool
+                # page's front end, a blocking script, on every load)
+                voila.utils.TemplateStaticFileHandler = ProjectTemplateStaticFileHandler
             if handler_class is FileFindHandler and pattern.endswith("/voila/labextensions/(.*)"):
                 spec = (pattern, LabExtensionsHandler, *rest)
             if handler_class is MultiStaticFileHandler:

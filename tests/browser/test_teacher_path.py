@@ -314,6 +314,9 @@ def test_leaving_a_tool_page_stops_its_kernel(platform, teacher):
     kernel_url = f"{platform.url}/user/teach/api/kernels/{kernel_id}"
     assert page.request.get(kernel_url).status == 200
     assert not [u for u in scripts if "voila.js" in u or "remoteEntry" in u], scripts
+    # its bundle has a content version: the browser keeps it for good instead of asking on every page load
+    bundle = page.evaluate("document.querySelector('script[src*=\"static/tool-page.js?v=\"]').src")
+    assert page.request.get(bundle).headers.get("cache-control") == "public, max-age=31536000, immutable"
     page.goto(platform.url + "/hub/home")  # leave the tool page
     deadline = time.monotonic() + 30
     while page.request.get(kernel_url).status != 404:
