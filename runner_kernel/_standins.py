@@ -63,6 +63,7 @@ DEFERRED = {
 #: Submodules of deferred packages the server uses, imported inside the window (so without running the package).
 WINDOW_IMPORTS = ("IPython.paths",)
 
+
 class _DeferredModule(types.ModuleType):
     def __getattr__(self, attr):
         # only attributes the module does not have (yet) come here
