@@ -87,6 +87,11 @@ async function drawOutputs(manager) {
       drawPlain(container, output.data || {});
       continue;
     }
+    if (!manager.has_model(view.model_id)) {
+      // not in the states we got (seen under heavy load with Voila's front end as "widget model not found"):
+      // ask the kernel once more rather than leave the page without its form
+      await manager.loadFromKernel();
+    }
     const model = await manager.get_model(view.model_id);
     const widgetView = await manager.create_view(model);
     Widget.attach(widgetView.luminoWidget, container);
