@@ -98,6 +98,21 @@ async function drawOutputs(manager) {
   }
 }
 
+function connected(kernel) {
+  if (kernel.connectionStatus === 'connected') {
+    return Promise.resolve();
+  }
+  return new Promise((resolve) => {
+    const onStatus = (_, status) => {
+      if (status === 'connected') {
+        kernel.connectionStatusChanged.disconnect(onStatus);
+        resolve();
+      }
+    };
+    kernel.connectionStatusChanged.connect(onStatus);
+  });
+}
+
 function showCells() {
   const loading = document.getElementById('loading');
   if (loading) {
@@ -110,15 +125,16 @@ function showCells() {
 }
 
 /**
- * Runs where the template loads this script: right after the page config, while the kernel is still opening the
- * tool and the rest of the page streams in. Connecting now overlaps the websocket's set-up (and the kernel_info
- * exchange) with the kernel's work; widgets the kernel creates meanwhile arrive as comm_open messages, and the
- * rest come with the state request once the page (so the kernel's cell) is complete.
+ * Runs once the page is complete (DOMContentLoaded), so the kernel's cell has finished and every widget exists.
+ * The template still loads this script early (right after the page config), so it is compiled while the page
+ * streams in. Connecting to the kernel at that early point instead was measured slower: the page's HTML came
+ * ~150 ms later (the server then also serves this websocket while the kernel finishes its cell), more than the
+ * ~50 ms the overlap saved (docs/teacher-path.md, "The tool page's front end").
  */
 function start() {
   const config = pageConfig();
   if (!config.kernelId) {
-    document.addEventListener('DOMContentLoaded', showCells); // a page without a kernel: nothing to connect to
+    showCells(); // a page without a kernel: nothing to connect to
     return;
   }
   const moments = (window.skriptoteketMoments = { start: performance.now() }); // benchmarks/tool_open.py
@@ -128,7 +144,14 @@ function start() {
     appendToken: false,
   });
   // The kernel's model is known from the page config: no GET api/kernels/<id> before connecting.
-  const kernel = new KernelConnection({ model: { id: config.kernelId, name: 'python3' }, serverSettings });
+  // Comm messages stay on the kernel's main shell, in order, where ipywidgets' handlers and the tool app's event
+  // loop expect them: @jupyterlab/services 7.6 would otherwise ask a kernel that offers subshells (ipykernel 7)
+  // for one per comm target (an engineer's probe logged ~30 refused create_subshell_request per page load).
+  const kernel = new KernelConnection({
+    model: { id: config.kernelId, name: 'python3' },
+    serverSettings,
+    commsOverSubshells: 'disabled',
+  });
   const manager = new ToolPageManager(kernel);
   window.addEventListener('beforeunload', () => {
     // as Voila's front end does: the page's kernel is not reused, so stop it now instead of at culling time
@@ -137,9 +160,12 @@ function start() {
     navigator.sendBeacon(`${config.baseUrl}voila/api/shutdown/${kernel.id}`, data);
     kernel.dispose();
   });
-  const draw = async () => {
-    moments.html = performance.now();
+  (async () => {
     try {
+      // Sent once the socket is open rather than queued until KernelConnection's own kernel_info reply (its
+      // default): one round trip less. The server handles the socket's messages only after its nudge has seen
+      // the kernel's iopub, so the state reply cannot be missed.
+      await connected(kernel);
       await manager.loadFromKernel();
       moments.states = performance.now();
       await drawOutputs(manager);
@@ -147,12 +173,11 @@ function start() {
     } finally {
       showCells();
     }
-  };
-  if (document.readyState === 'loading') {
-    document.addEventListener('DOMContentLoaded', draw);
-  } else {
-    draw();
-  }
+  })();
 }
 
-start();
+if (document.readyState === 'loading') {
+  document.addEventListener('DOMContentLoaded', start);
+} else {
+  start();
+}

@@ -306,10 +306,14 @@ def test_leaving_a_tool_page_stops_its_kernel(platform, teacher):
     """The tool page's own front end (frontend/src/index.js) shuts its kernel down when the page goes away, as
     Voila's does; otherwise every reload would leave a kernel until culling. It loads no JupyterLab bundle."""
     page = teacher["page"]
-    scripts = []
+    scripts, errors = [], []
     page.on("request", lambda r: scripts.append(r.url) if r.resource_type == "script" else None)
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     open_tool(page, platform.url, "tp-noop")
     page.wait_for_selector("button.skr-run-button:enabled")
+    page.click("button.skr-run-button")
+    page.wait_for_selector(".skr-app.skr-done-1", state="attached")
+    assert not errors, errors  # nothing on the page's console while it opens and runs
     kernel_id = page.evaluate("JSON.parse(document.getElementById('jupyter-config-data').textContent).kernelId")
     kernel_url = f"{platform.url}/user/teach/api/kernels/{kernel_id}"
     assert page.request.get(kernel_url).status == 200
