@@ -112,15 +112,21 @@ class ForkedProcess:
         self._pidfd = os.pidfd_open(pid)
 
     def poll(self):
-        if self.returncode is None and (self._pidfd < 0 or select.select([self._pidfd], [], [], 0)[0]):
+        if self.returncode is None and (self._pidfd < 0 or self._readable(0)):
             self.returncode = -self._signal if self._signal else 0
             self.close()
         return self.returncode
 
     def wait(self, timeout=None):
         if self.returncode is None and self._pidfd >= 0:
-            select.select([self._pidfd], [], [], timeout)
+            self._readable(timeout)
         return self.poll()
+
+    def _readable(self, timeout) -> bool:
+        """The pidfd is readable once the process has exited (poll(2): select(2) fails on fds >= 1024)."""
+        poller = select.poll()
+        poller.register(self._pidfd, select.POLLIN)
+        return bool(poller.poll(None if timeout is None else timeout * 1000))
 
     def send_signal(self, signum: int) -> None:
         if self.poll() is not None:
@@ -164,6 +170,13 @@ class ForkingProvisioner(LocalProvisioner):
                 self.cwd = kwargs.get("cwd")
                 return self.connection_info
         return await super().launch_kernel(cmd, **kwargs)
+
+    async def send_signal(self, signum: int) -> None:
+        # LocalProvisioner signals the process group by number. A forked kernel is the fork server's child, reaped
+        # as soon as it exits, so once the pidfd says it is gone its number may already be another process's.
+        if isinstance(self.process, ForkedProcess) and self.process.poll() is not None:
+            return
+        await super().send_signal(signum)
 
     async def cleanup(self, restart: bool = False) -> None:
         if self.spec_path is not None:  # a child that died before reading it

@@ -21,6 +21,7 @@ import '@jupyter-widgets/controls/css/lumino.css';
 import './tool-page.css';
 
 const WIDGET_VIEW = 'application/vnd.jupyter.widget-view+json';
+const CONNECT_TIMEOUT_MS = 30000; // a kernel that was culled, died or is unreachable through the proxy
 const MODULES = { '@jupyter-widgets/base': base, '@jupyter-widgets/controls': controls };
 
 class ToolPageManager extends ManagerBase {
@@ -84,7 +85,7 @@ async function drawOutputs(manager) {
     container.removeChild(script);
     const view = output.data && output.data[WIDGET_VIEW];
     if (!view) {
-      drawPlain(container, output.data || {});
+      drawPlain(container, output.data || { 'text/plain': output.text || '' }); // a stream has text, not data
       continue;
     }
     if (!manager.has_model(view.model_id)) {
@@ -98,19 +99,40 @@ async function drawOutputs(manager) {
   }
 }
 
-function connected(kernel) {
+/** The socket is open; rejects if the connection gives up or takes longer than `timeoutMs`. */
+function connected(kernel, timeoutMs) {
   if (kernel.connectionStatus === 'connected') {
     return Promise.resolve();
   }
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
+    const done = (error) => {
+      kernel.connectionStatusChanged.disconnect(onStatus);
+      clearTimeout(timer);
+      error ? reject(error) : resolve();
+    };
     const onStatus = (_, status) => {
       if (status === 'connected') {
-        kernel.connectionStatusChanged.disconnect(onStatus);
-        resolve();
+        done();
+      } else if (status === 'disconnected') {
+        done(new Error('the connection to the tool\'s kernel was lost'));
       }
     };
+    const timer = setTimeout(() => done(new Error('no connection to the tool\'s kernel')), timeoutMs);
     kernel.connectionStatusChanged.connect(onStatus);
   });
+}
+
+/** Instead of a form that never comes: the template's bilingual "could not open, reload" message. */
+function showFailure(error) {
+  console.error('Skriptoteket: the tool page could not be drawn:', error);
+  const loading = document.getElementById('loading');
+  if (loading) {
+    loading.remove();
+  }
+  const message = document.getElementById('skr-open-failed');
+  if (message) {
+    message.hidden = false;
+  }
 }
 
 function showCells() {
@@ -165,13 +187,14 @@ function start() {
       // Sent once the socket is open rather than queued until KernelConnection's own kernel_info reply (its
       // default): one round trip less. The server handles the socket's messages only after its nudge has seen
       // the kernel's iopub, so the state reply cannot be missed.
-      await connected(kernel);
+      await connected(kernel, CONNECT_TIMEOUT_MS);
       await manager.loadFromKernel();
       moments.states = performance.now();
       await drawOutputs(manager);
       moments.drawn = performance.now();
-    } finally {
       showCells();
+    } catch (error) {
+      showFailure(error);
     }
   })();
 }

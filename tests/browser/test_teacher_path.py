@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -326,6 +327,28 @@ def test_leaving_a_tool_page_stops_its_kernel(platform, teacher):
     while page.request.get(kernel_url).status != 404:
         assert time.monotonic() < deadline, "the left page's kernel is still running after 30 s"
         time.sleep(0.5)
+
+
+def test_a_page_whose_kernel_cannot_be_reached_says_so(platform, teacher):
+    """Never an endless spinner: when the page's kernel is gone (culled, crashed, unreachable), the page says it
+    could not open the tool, in the page's language. Simulated by pointing the page at a kernel that does not
+    exist."""
+    page = teacher["page"]
+
+    def bogus_kernel(route):
+        response = route.fetch()
+        body = re.sub(r'"kernelId": "[0-9a-f-]{36}"', '"kernelId": "00000000-0000-4000-8000-000000000000"',
+                      response.text())
+        route.fulfill(response=response, body=body)
+
+    page.route("**/user/teach/?tool=tp-noop&lang=sv", bogus_kernel)
+    try:
+        page.goto(f"{platform.url}/user/teach/?tool=tp-noop&lang=sv")
+        page.wait_for_selector("#skr-open-failed", state="visible", timeout=60_000)
+        assert "Verktyget kunde inte öppnas" in page.inner_text("#skr-open-failed")
+        assert page.locator("#loading").count() == 0
+    finally:
+        page.unroute("**/user/teach/?tool=tp-noop&lang=sv")
 
 
 def test_the_profile_language_without_lang(platform, teacher):
