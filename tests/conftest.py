@@ -12,6 +12,26 @@ import pytest
 from skriptoteket_ext.pgserver import EmbeddedPostgres, free_port
 
 
+def process_memory(pid: int, writable_only: bool = False):
+    """The readable (or writable) regions of ``pid``'s memory, one bytes object each (as root: /proc/<pid>/mem).
+    For tests that prove a secret is, or is not, in a process."""
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
+        for line in maps:
+            fields = line.split()
+            if ("rw" if writable_only else "r") not in fields[1] or (len(fields) > 5 and fields[5].startswith("[v")):
+                continue  # unreadable, or the kernel's [vvar]/[vsyscall] pages
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            try:
+                mem.seek(start)
+                yield mem.read(end - start)
+            except OSError:
+                continue
+
+
+def memory_contains(pid: int, needle: bytes) -> bool:
+    return any(needle in region for region in process_memory(pid))
+
+
 def private_tmpdir(prefix: str) -> str:
     """A temporary directory outside pytest's basetemp, which a concurrent pytest session may rotate away
     while a long-lived server still uses it."""

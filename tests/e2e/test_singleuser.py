@@ -23,6 +23,7 @@ from websockets.sync.client import connect as ws_connect
 
 from skriptoteket_ext.pgserver import free_port
 
+from ..conftest import memory_contains, process_memory
 from .conftest import wait_for
 
 pytestmark = [pytest.mark.hub, pytest.mark.timeout(300)]
@@ -389,22 +390,6 @@ def test_the_server_never_runs_the_hub_database(alice, hub):
     assert not [path for path in mapped if "/sqlalchemy/engine/" in path or "/sqlalchemy/sql/" in path]
 
 
-def _memory_contains(pid: int, needle: bytes) -> bool:
-    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
-        for line in maps:
-            fields = line.split()
-            if "r" not in fields[1] or (len(fields) > 5 and fields[5].startswith("[v")):
-                continue
-            start, end = (int(x, 16) for x in fields[0].split("-"))
-            try:
-                mem.seek(start)
-                if needle in mem.read(end - start):
-                    return True
-            except OSError:
-                continue
-    return False
-
-
 def test_page_kernels_are_forked_and_the_viewers_token_stays_out_of_the_fork_server(alice, hub):
     """Page kernels (pooled, and the cold path's, whose start-up environment carries the viewer's token) are
     children of the runner's fork server (runner_kernel/page_kernels.py), which never holds that token: every
@@ -423,17 +408,8 @@ def test_page_kernels_are_forked_and_the_viewers_token_stays_out_of_the_fork_ser
     assert not [p for p in server.children() if "ipykernel_launcher" in " ".join(p.cmdline())]  # none exec'd
     tokens = set()
     for page in pages:
-        with open(f"/proc/{page.pid}/maps") as maps, open(f"/proc/{page.pid}/mem", "rb", buffering=0) as mem:
-            for line in maps:
-                fields = line.split()
-                if "rw" not in fields[1] or len(fields) > 5 and fields[5].startswith("[v"):
-                    continue
-                start, end = (int(x, 16) for x in fields[0].split("-"))
-                try:
-                    mem.seek(start)
-                    tokens.update(re.findall(rb"HTTP_SKRIPTOTEKET_USER_TOKEN=([0-9A-Za-z_]{16,})", mem.read(end - start)))
-                except OSError:
-                    continue
+        for region in process_memory(page.pid, writable_only=True):
+            tokens.update(re.findall(rb"HTTP_SKRIPTOTEKET_USER_TOKEN=([0-9A-Za-z_]{16,})", region))
     assert tokens, "no page kernel holds the viewer's token (the scan must find it where it is)"
     for token in tokens:
-        assert not _memory_contains(zygote.pid, token)
+        assert not memory_contains(zygote.pid, token)

@@ -30,6 +30,8 @@ from runner_kernel.page_kernels import (
 from runner_kernel.pool import TOOLKIT_DIR
 from runner_kernel.runner_host import RunnerHost
 
+from ..conftest import memory_contains
+
 pytestmark = pytest.mark.timeout(180)
 
 MARKER_ENV = "SKT_PAGE_SECRET"
@@ -39,23 +41,6 @@ class App(Configurable):
     """Stands in for the Voila app: what find_forker() looks for above the kernel manager."""
 
     page_kernel_forker = None
-
-
-def memory_contains(pid: int, needle: bytes) -> bool:
-    """Whether ``needle`` is anywhere in the readable memory of ``pid`` (as root: /proc/<pid>/mem)."""
-    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
-        for line in maps:
-            fields = line.split()
-            if "r" not in fields[1] or (len(fields) > 5 and fields[5] in ("[vvar]", "[vsyscall]", "[vvar_vclock]")):
-                continue
-            start, end = (int(x, 16) for x in fields[0].split("-"))
-            try:
-                mem.seek(start)
-                if needle in mem.read(end - start):
-                    return True
-            except OSError:
-                continue
-    return False
 
 
 async def execute(km, code: str) -> str:
