@@ -77,22 +77,39 @@ class _DeferredModule(types.ModuleType):
         return getattr(self, attr)
 
 
-_lock = threading.RLock()
+class _RunningModule(types.ModuleType):
+    """A deferred module while its code runs. In the thread running it, a plain partially initialised module (its
+    own code and its submodules' imports see what the import system would show them); another thread's first use
+    waits until it has run instead of finding its attributes missing."""
+
+    def __getattr__(self, attr):
+        with _locks[self.__name__]:  # held by the running thread until it is done; that thread passes (reentrant)
+            pass
+        if type(self) is _RunningModule:  # the running thread: not defined (yet)
+            raise AttributeError(f"partially initialized module {self.__name__!r} has no attribute {attr!r}")
+        return getattr(self, attr)
+
+
+# One lock per module, as CPython's LazyLoader has since 3.12 (gh-114763): a thread waits only for the module it
+# uses, not for another deferred module that some other thread happens to be running.
+_locks: dict[str, threading.RLock] = {}
 _deferred: set[str] = set()
 _window_open = False
 
 
 def _run(module: types.ModuleType) -> None:
-    with _lock:
+    with _locks[module.__name__]:
         if type(module) is not _DeferredModule:
-            return  # another thread ran it
-        module.__class__ = types.ModuleType
+            return  # another thread ran it (or this thread is running it)
+        module.__class__ = _RunningModule
         try:
             module.__spec__.loader.exec_module(module)
         except BaseException:
             if sys.modules.get(module.__name__) is module:
                 del sys.modules[module.__name__]
             raise
+        finally:
+            module.__class__ = types.ModuleType
 
 
 class _RunPackageFirst(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -139,6 +156,7 @@ def defer(name: str) -> types.ModuleType | None:
         sys.meta_path.insert(0, _RunPackageFirst())
     module = importlib.util.module_from_spec(spec)
     module.__class__ = _DeferredModule
+    _locks.setdefault(name, threading.RLock())
     _deferred.add(name)
     sys.modules[name] = module
     if parent:
@@ -149,7 +167,7 @@ def defer(name: str) -> types.ModuleType | None:
 def loaded(name: str) -> bool:
     """Whether ``name`` is imported and has run (False for a deferred module that is still waiting)."""
     module = sys.modules.get(name)
-    return module is not None and type(module) is not _DeferredModule
+    return module is not None and type(module) not in (_DeferredModule, _RunningModule)
 
 
 def defer_unused() -> None:

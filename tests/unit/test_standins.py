@@ -17,6 +17,9 @@ ORDER_PACKAGE = {
     "dpkg/sub.py": "import builtins; builtins.ORDER.append('dpkg.sub')\nfrom . import wired\n",
     "leaf.py": "import builtins; builtins.ORDER.append('leaf')\nclass Thing: pass\n",
     "broken.py": "raise RuntimeError('broken at import')\n",
+    # signals that it has started running, then takes its time before defining VALUE
+    "slow.py": "import builtins, time; builtins.ORDER.append('slow'); builtins.RUNNING.set(); time.sleep(0.5)\n"
+               "VALUE = 42\n",
 }
 
 
@@ -103,6 +106,44 @@ def test_a_module_that_fails_raises_at_first_use_and_is_not_left_behind(packages
         print(json.dumps({"error": error, "left": "broken" in sys.modules}))
     """, packages)
     assert out == {"error": "broken at import", "left": False}
+
+
+def test_first_use_from_several_threads_at_once_waits_for_the_one_run(packages):
+    # while one thread runs the module, the others' first uses (an attribute, `from X import`) must wait for it
+    # and find VALUE, not a half-run module; and it runs once
+    out = _run("""
+        import threading
+        from runner_kernel import _standins
+        builtins.RUNNING = threading.Event()
+        _standins.defer("slow")
+        import slow
+        got = {}
+
+        def use(key, how):
+            if key != "first":
+                RUNNING.wait()  # the first thread is inside the module's code now
+            try:
+                got[key] = how()
+            except Exception as e:
+                got[key] = repr(e)
+
+        def from_import():
+            from slow import VALUE
+            return VALUE
+
+        threads = [threading.Thread(target=use, args=("first", lambda: slow.VALUE)),
+                   threading.Thread(target=use, args=("attribute", lambda: slow.VALUE)),
+                   threading.Thread(target=use, args=("from_import", from_import)),
+                   threading.Thread(target=use, args=("loaded", lambda: _standins.loaded("slow")))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        print(json.dumps({"got": got, "order": ORDER}))
+    """, packages)
+    assert out["got"]["first"] == out["got"]["attribute"] == out["got"]["from_import"] == 42, out
+    assert out["got"]["loaded"] is False  # asked while it was still running
+    assert out["order"] == ["slow"]
 
 
 def test_the_server_import_leaves_the_hub_database_requests_and_ipython_unrun():
