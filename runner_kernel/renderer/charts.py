@@ -11,16 +11,27 @@ import json
 from functools import lru_cache
 from typing import Any
 
-try:  # optional dependency
-    import vl_convert
-except ImportError:  # pragma: no cover - depends on the environment
-    vl_convert = None
-
 FALLBACK_ROWS = 750  # the same as a table output's row cap
+_NOT_YET = object()
+# The converter (an optional dependency) is imported at the first chart, not with the renderer: its library is
+# ~100 MB and every process that imports it dirties ~6 MB of its pages (relocations), paid by the fork server
+# that page kernels come from even when no tool draws a chart (docs/renderer.md).
+vl_convert: Any = _NOT_YET
+
+
+def _converter():
+    global vl_convert
+    if vl_convert is _NOT_YET:
+        try:
+            import vl_convert as module
+        except ImportError:  # pragma: no cover - depends on the environment
+            module = None
+        vl_convert = module
+    return vl_convert
 
 
 def available() -> bool:
-    return vl_convert is not None
+    return _converter() is not None
 
 
 def warm_up() -> None:
@@ -31,7 +42,7 @@ def warm_up() -> None:
 
 def to_svg(spec: dict) -> str | None:
     """The chart as SVG text, or None when it cannot be drawn here."""
-    if vl_convert is None or not isinstance(spec, dict):
+    if _converter() is None or not isinstance(spec, dict):
         return None
     try:
         return _svg(json.dumps(spec, sort_keys=True, allow_nan=False))
