@@ -72,6 +72,9 @@ VOILA_CMD = [
     f"--notebook={NOTEBOOK}",
     "--template=skriptoteket",
     f"--pool-size={int(os.environ.get('SKRIPTOTEKET_POOL_SIZE', '1'))}",
+    # no second preheated page kernel while the teacher has a tool open: ~30 MB less per container; the pool
+    # refills when the page is left (docs/docker.md, "Start-up and memory")
+    f"--ScrubbedKernelManager.spare_page_kernel={os.environ.get('SKRIPTOTEKET_SPARE_PAGE_KERNEL', '0') == '1'}",
 ]
 # window.jupyterapp: the AI assistant's Accept updates the tagged cells in the notebook's model (docs/ai.md)
 LAB_CMD = ["jupyterhub-singleuser", f"--ServerApp.root_dir={WORK}", "--LabApp.expose_app_in_browser=True"]

@@ -152,6 +152,37 @@ class ScrubbedKernelManager(AsyncMappingKernelManager):
         help="Names exempt from env_denylist (the viewer's own token, on the cold-kernel path).",
     )
 
+    spare_page_kernel = Bool(
+        True,
+        config=True,
+        help="""Keep a preheated page kernel ready while a tool page is open. False: the pool refills only when no
+        page is open (the last one left, or was culled), so a teacher with a tool open has one process (~30 MB)
+        less; a second tab opened meanwhile starts its own kernel (Voila's unheated path). Docker mode's
+        default (hub_config/docker.py, docs/docker.md "Start-up and memory").""",
+    )
+
+    def __init__(self, **kwargs):
+        self._closing = False
+        super().__init__(**kwargs)
+        fill = getattr(self, "fill_if_needed", None)  # the pool's, from the subclass Voila generates of this one
+        if fill is not None and not self.spare_page_kernel:
+
+            def fill_if_needed(*args, **kwargs):
+                if self._closing or self.open_page_kernels():
+                    return None
+                return fill(*args, **kwargs)
+
+            self.fill_if_needed = fill_if_needed
+
+    def open_page_kernels(self) -> set[str]:
+        """Running kernels that are not waiting in the preheat pool: those of open (or not yet culled) pages."""
+        pooled = set()
+        for pool in getattr(self, "_pools", {}).values():
+            for task in pool:
+                if task.done() and not task.cancelled() and not task.exception():
+                    pooled.add(task.result()["kernel_id"])
+        return set(self.list_kernel_ids()) - pooled
+
     def scrub_env(self, env: dict) -> dict:
         return {
             k: v
@@ -173,7 +204,15 @@ class ScrubbedKernelManager(AsyncMappingKernelManager):
     async def shutdown_kernel(self, kernel_id, *args, **kwargs):
         # request info (with the viewer's token) for a kernel that never collected it must not linger
         RequestInfoSocketHandler._cache.pop(kernel_id, None)
-        return await super().shutdown_kernel(kernel_id, *args, **kwargs)
+        result = await super().shutdown_kernel(kernel_id, *args, **kwargs)
+        if not self.spare_page_kernel:
+            for name in list(getattr(self, "_pools", {})):
+                self.fill_if_needed(delay=0, notebook_name=name)  # a no-op while another page is open
+        return result
+
+    async def shutdown_all(self, *args, **kwargs):
+        self._closing = True
+        return await super().shutdown_all(*args, **kwargs)
 
 
 class PrivateRequestInfoHandler(RequestInfoSocketHandler):

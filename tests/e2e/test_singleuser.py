@@ -64,6 +64,7 @@ def hub(pg_server, tmp_path_factory):
         "SKT_CHP": str(CHP),
         "SKT_PYTHON": sys.executable,
         "SKT_NOTEBOOK": str(FIXTURES / "query_demo.ipynb"),
+        "SKT_USER_EXTRA_ARGS": json.dumps({"bob": ["--ScrubbedKernelManager.spare_page_kernel=False"]}),
         "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
     }
     log_path = workdir / "hub.log"
@@ -128,10 +129,10 @@ def _remember_children(hub):
         pass
 
 
-def _wait_warm(client: httpx.Client, timeout: float = 60) -> float:
+def _wait_warm(client: httpx.Client, timeout: float = 60, user: str = "alice") -> float:
     t0 = time.monotonic()
     wait_for(
-        lambda: (r := _get_or_none(client, "/user/alice/ready?warm=1")) is not None and r.status_code == 200,
+        lambda: (r := _get_or_none(client, f"/user/{user}/ready?warm=1")) is not None and r.status_code == 200,
         timeout,
         interval=0.05, message="a warm kernel",
     )
@@ -413,3 +414,39 @@ def test_page_kernels_are_forked_and_the_viewers_token_stays_out_of_the_fork_ser
     assert tokens, "no page kernel holds the viewer's token (the scan must find it where it is)"
     for token in tokens:
         assert not memory_contains(zygote.pid, token)
+
+
+def _page_kernel_id(html: str) -> str:
+    return re.search(r'"kernelId": "([0-9a-f-]{36})"', html).group(1)
+
+
+def test_without_a_spare_page_kernel_the_pool_refills_when_the_page_is_left(hub):
+    """Docker mode's setting (ScrubbedKernelManager.spare_page_kernel=False): while a tool page is open there is
+    no second preheated kernel; a second page meanwhile takes Voila's unheated path; leaving the pages (the
+    front end's beforeunload shutdown) refills the pool."""
+    client = _login(hub["base"], "bob")  # SKT_USER_EXTRA_ARGS gives bob the setting
+    assert client.get("/hub/spawn").status_code in (302, 303)
+    _wait_warm(client, 90, user="bob")
+    _remember_children(hub)
+
+    def state():
+        return client.get("/user/bob/ready").json()
+
+    first, _ = _page(client, "/user/bob/?tool=first")
+    assert first.status_code == 200 and _printed(first.text, "PREHEATED") == "True"
+    time.sleep(4)  # the pool's fill_delay (1.5 s) and a forked kernel's start have passed
+    assert state()["warm_kernels"] == 0
+    second, _ = _page(client, "/user/bob/?tool=second")
+    assert second.status_code == 200 and _printed(second.text, "TOOL") == "second"
+    assert _printed(second.text, "PREHEATED") == "False"
+    assert state()["warm_kernels"] == 0
+
+    xsrf = client.cookies.get("_xsrf", path="/user/bob/") or client.cookies.get("_xsrf")
+    for page in (first, second):
+        kernel = _page_kernel_id(page.text)
+        r = client.post(f"/user/bob/voila/api/shutdown/{kernel}", data={"_xsrf": xsrf})
+        assert r.status_code == 204, r.text[:300]
+        if page is first:  # the other page is still open
+            time.sleep(2)
+            assert state()["warm_kernels"] == 0
+    assert _wait_warm(client, 30, user="bob") < 30

@@ -1,5 +1,6 @@
 # Minimal hub for tests/e2e/test_singleuser.py: the real hub and proxy, Postgres, local processes, and
 # runner_kernel.singleuser as every user's server. All values come from the environment the test sets.
+import json
 import os
 
 c = get_config()  # noqa: F821
@@ -29,3 +30,14 @@ c.Spawner.http_timeout = 60
 # What a page's kernel may do with the viewer's token: here only identify the user. The real deployment
 # adds access to the Skriptoteket service (see docs/voila-server.md).
 c.Spawner.oauth_client_allowed_scopes = ["read:servers!user"]
+
+
+# extra server arguments for single users (e.g. Docker mode's settings for one user), as JSON {"name": [args]}
+_per_user_args = json.loads(env.get("SKT_USER_EXTRA_ARGS", "{}"))
+
+
+def _extra_args(spawner):
+    spawner.args = [*spawner.args, *_per_user_args.get(spawner.user.name, [])]
+
+
+c.Spawner.pre_spawn_hook = _extra_args
