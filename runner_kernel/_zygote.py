@@ -11,9 +11,9 @@ children (SIGCHLD) and exits at EOF on the control socket or when its parent die
 Two more requests when the server's page kernels are forked here too (runner_kernel/page_kernels.py):
 ``{"op": "page", "spec": path}`` forks a Voila page kernel. The zygote never reads that file: the page kernel's
 environment (the viewer's token on Voila's cold path, the runner's directory) would stay in the memory every
-later tool kernel inherits. The child reads and deletes it. ``{"op": "preload", "modules": [...]}`` imports the
-tool libraries late (the runner's pool asks when it first fills), so a cold server's first page does not wait
-for pandas; answered ``{"ok": true}``.
+later tool kernel inherits. The child claims it (renamed to ``<path>.<pid>``), reads it and empties it.
+``{"op": "preload", "modules": [...]}`` imports the tool libraries late (the runner's pool asks when it first
+fills), so a cold server's first page does not wait for pandas; answered ``{"ok": true}``.
 """
 
 import ctypes
@@ -116,16 +116,23 @@ def _page_child(ctl, request, config):
     """Become a Voila page kernel (not a tool kernel: no confine(), the server's uid, its stdout/stderr).
 
     The zygote forwarded only the path of a 0600 file in a directory tool kernels cannot read; its content (the
-    kernel's environment, cwd, sys.path and arguments) is read here, after the fork, and the file deleted.
+    kernel's environment, cwd, sys.path and arguments) is read here, after the fork, and the file emptied.
     """
     code = 1
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.setsid()  # its own session, as jupyter_client's Popen(start_new_session=True)
         ctl.close()
-        with open(request["spec"], "rb") as f:
+        # The claim: the server may have given up on this request (no answer in time) and removed the file to
+        # withdraw it; else the file's new name tells it this pid (page_kernels._withdraw). Emptied once read.
+        claimed = f"{request['spec']}.{os.getpid()}"
+        try:
+            os.rename(request["spec"], claimed)
+        except FileNotFoundError:
+            os._exit(0)  # withdrawn: no kernel
+        with open(claimed, "r+b") as f:
             spec = json.loads(f.read())
-        os.unlink(request["spec"])
+            f.truncate(0)
         null = os.open(os.devnull, os.O_RDWR)
         out, err = config["page_stdio"]
         os.dup2(null, 0)

@@ -16,7 +16,11 @@ in it) and names the runner's private directory. The zygote's memory is inherite
 later, i.e. by hostile code, so none of it may pass through the zygote. The environment, cwd, sys.path and
 arguments go into a 0600 file in ``<runner dir>/pages/`` (the runner host's 0700 directory: tool kernels run
 under another account as root, and are Landlocked away from it in Docker mode); the zygote gets only the file's
-path and the child reads and deletes it after the fork.
+path and the child claims (renames to ``<path>.<pid>``), reads and empties it after the fork.
+
+A request that got no answer in time is withdrawn before the exec fallback starts a kernel on the same connection
+file and ports: removing the spec file first stops a child forked later, and a child that claimed it is killed
+(``_withdraw``).
 """
 
 from __future__ import annotations
@@ -90,7 +94,7 @@ class PageKernelForker:
         try:
             pid = await zygote.fork_page(str(path), FORK_TIMEOUT)
         except BaseException:
-            path.unlink(missing_ok=True)
+            _withdraw(path)
             raise
         self.forked += 1
         return pid, path
@@ -161,7 +165,7 @@ class ForkingProvisioner(LocalProvisioner):
                 process = ForkedProcess(pid)
             except Exception as exc:  # noqa: BLE001 - the page must still get a kernel
                 if pid is not None:
-                    _kill(pid)
+                    _kill(pid)  # before the exec'd kernel binds the same ports
                 forker.fallbacks += 1
                 log.warning("Forking a page kernel failed (%s); starting it as a new process instead", exc)
             else:
@@ -179,8 +183,9 @@ class ForkingProvisioner(LocalProvisioner):
         await super().send_signal(signum)
 
     async def cleanup(self, restart: bool = False) -> None:
-        if self.spec_path is not None:  # a child that died before reading it
-            self.spec_path.unlink(missing_ok=True)
+        if self.spec_path is not None:
+            self.spec_path.unlink(missing_ok=True)  # a child that died before claiming it
+            Path(f"{self.spec_path}.{self.pid}").unlink(missing_ok=True)  # the (emptied) claim
             self.spec_path = None
         if isinstance(self.process, ForkedProcess):
             self.process.close()
@@ -209,11 +214,50 @@ def find_forker(obj) -> PageKernelForker | None:
     return None
 
 
-def _kill(pid: int) -> None:
+def _withdraw(path: Path) -> None:
+    """Withdraw a page kernel request that failed (e.g. its answer timed out, though the child may be forked).
+
+    The child claims the spec file by renaming it to ``<path>.<pid>`` (``_zygote._page_child``), so exactly one of
+    us gets it: if we remove it first, a child forked now or later exits at once; if the child has it, it is
+    starting a kernel on the connection file (the ports) the exec fallback is about to use, and is killed.
+    """
     try:
-        os.kill(pid, signal.SIGKILL)
+        path.unlink()
+        return
+    except FileNotFoundError:
+        pass
+    for claim in path.parent.glob(path.name + ".*"):
+        pid = claim.name.rsplit(".", 1)[1]
+        if pid.isdigit():
+            _kill(int(pid), claimed=True)
+            log.warning("Killed page kernel %s, forked after its fork request had failed", pid)
+        claim.unlink(missing_ok=True)
+
+
+def _kill(pid: int, *, claimed: bool = False, wait: float = 5.0) -> None:
+    """SIGKILL a forked page kernel (not our child: the zygote or PID 1 reaps it) and wait until it is gone, so its
+    sockets are closed. A child that ``claimed`` its spec file had called setsid() before: a pid that is not a
+    session leader then is already someone else's."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    except OSError:  # no pidfd (a seccomp filter): by number, without the wait
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+        return
+    try:
+        if not claimed or os.getsid(pid) == pid:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            poller = select.poll()
+            poller.register(pidfd, select.POLLIN)
+            poller.poll(wait * 1000)
     except OSError:
         pass
+    finally:
+        os.close(pidfd)
 
 
 def _same_interpreter(found: str, ours: str) -> bool:

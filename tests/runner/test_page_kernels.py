@@ -23,6 +23,7 @@ from traitlets.config import Configurable
 from runner_kernel import RunLimits, Runner, RunRequest
 from runner_kernel.forkserver import ForkServerError
 from runner_kernel.page_kernels import (
+    PAGE_MODULES,
     ForkedPageKernelManager,
     ForkedProcess,
     PageKernelForker,
@@ -99,7 +100,10 @@ async def test_a_page_kernel_is_forked_and_its_environment_never_reaches_the_for
         assert f"CWD={tmp_path}" in text
         assert str(TOOLKIT_DIR) not in text  # the server's sys.path, not the fork server's
         assert "WIDGETS=True" in text  # ipywidgets' comm targets, though it was imported before the kernel
-        assert list((host.dir / "pages").iterdir()) == []  # the child read and deleted its spec file
+        # the child read its spec file and emptied it; the claim (its name, with the pid) goes with the kernel
+        claims = list((host.dir / "pages").iterdir())
+        assert [c.name.rsplit(".", 1)[1] for c in claims] == [str(page.pid)]
+        assert claims[0].stat().st_size == 0
 
         # The fork server never held the page kernel's environment: not in its start-up environment or command
         # line, nor anywhere in its memory, which every tool kernel forked from it inherits.
@@ -132,6 +136,7 @@ async def test_a_page_kernel_is_forked_and_its_environment_never_reaches_the_for
         pid = km.provisioner.pid if km.provisioner else None
         await km.shutdown_kernel(now=True)
     assert not await km.is_alive()
+    assert list((host.dir / "pages").iterdir()) == []
     await asyncio.sleep(0.2)
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() != psutil.STATUS_ZOMBIE  # reaped
 
@@ -177,6 +182,52 @@ async def test_a_failing_fork_server_falls_back_to_exec(host, tmp_path, caplog):
         assert "exec" in await execute(km, "print('exec')")
     finally:
         await km.shutdown_kernel(now=True)
+
+
+async def test_a_child_forked_after_its_request_timed_out_is_killed_before_the_exec_fallback(host, tmp_path,
+                                                                                           caplog):
+    # The fork server forks the page kernel, but its answer comes too late (a busy machine): the request counts as
+    # failed and the exec fallback starts a kernel on the same connection file. The late child must not live on
+    # (it would hold those ports, unmanaged).
+    out.clear()
+    zygote = await host.page_fork_server(PAGE_MODULES)
+    real_reply = zygote._reply
+    late = []
+
+    async def late_reply(timeout):
+        reply = await real_reply(timeout)  # the child is forked
+        late.append(reply["pid"])
+        await asyncio.sleep(1.0)  # it reads its spec and starts its kernel meanwhile
+        raise ForkServerError("fork server did not answer: TimeoutError()")  # what _reply says after a timeout
+
+    zygote._reply = late_reply
+    forker = PageKernelForker(host)
+    km, kw = kernel_manager(forker, tmp_path, dict(os.environ))
+    await km.start_kernel(**kw)
+    try:
+        assert late and forker.fallbacks == 1 and forker.forked == 0
+        assert not isinstance(km.provisioner.process, ForkedProcess)
+        assert not psutil.pid_exists(late[0]) or psutil.Process(late[0]).status() == psutil.STATUS_ZOMBIE
+        assert "Killed page kernel" in caplog.text
+        assert list((host.dir / "pages").iterdir()) == []
+        assert "exec" in await execute(km, "print('exec')")  # the exec'd kernel got its ports
+    finally:
+        await km.shutdown_kernel(now=True)
+
+
+async def test_a_child_whose_request_was_withdrawn_exits_without_a_kernel(host, capfd):
+    zygote = await host.page_fork_server(PAGE_MODULES)
+    spec = host.dir / "pages" / "withdrawn.json"  # removed (withdrawn) before the child could claim it
+    (host.dir / "pages").mkdir(mode=0o700, exist_ok=True)
+    pid = await zygote.fork_page(str(spec), 10)
+    for _ in range(100):
+        if not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        pytest.fail("the child of a withdrawn request is still running")
+    # a quiet exit, not a failed kernel start (which prints its traceback to the fork server's log)
+    assert "Traceback" not in capfd.readouterr().err + zygote.log_path.read_text()
 
 
 def test_only_ipykernel_on_this_interpreter_is_forked():
