@@ -55,10 +55,15 @@ class PageKernelForker:
     """Forks page kernels from a runner host's fork server (``RunnerHost.page_fork_server``)."""
 
     def __init__(self, host, modules: tuple[str, ...] = PAGE_MODULES):
+        """Make it before the host starts: the host's pool is then made with ``page_modules``, so a fork server
+        its tool kernels start first (``runner_start_wait=0``) serves page kernels too, instead of sending them
+        to the exec path until it is replaced."""
         self.host = host
         self.modules = modules
         self.forked = 0
         self.fallbacks = 0
+        if host is not None:
+            host.pool_options["page_modules"] = tuple(modules)
 
     def can_fork(self, cmd: list[str], kwargs: dict) -> bool:
         """Only ipykernel on this interpreter, with no stdio of its own: the fork server imported that."""

@@ -192,6 +192,9 @@ class KernelPool:
     ``refill_delay``: seconds between a run's release and the start of its replacement, so the kernel start
     (~0.1 s of CPU forked, 1-3 s with ``fork_server=False``) does not compete with the page drawing the run's
     result on a small machine. An ``acquire()`` that finds the pool empty starts a delayed refill at once.
+
+    ``page_modules``: the fork server, whoever starts it (a kernel start or ``page_fork_server()``), also serves
+    Voila page kernels with these imported (runner_kernel/page_kernels.py).
     """
 
     def __init__(
@@ -209,6 +212,7 @@ class KernelPool:
         landlock: str | None = None,
         refill_delay: float = 0.0,
         fork_server: bool = True,
+        page_modules: tuple[str, ...] = (),
     ):
         self.size = size
         self.limits = limits or RunLimits()
@@ -230,7 +234,7 @@ class KernelPool:
         self._live: set[int] = set()  # pid of every kernel process we own, whatever its stage
         self._zygote: ForkServer | None = None
         self._started = False
-        self._page_modules: tuple[str, ...] = ()  # set once the server's page kernels use the fork server
+        self._page_modules = tuple(page_modules)  # or set once the server's page kernels use the fork server
         self._zygote_lock = asyncio.Lock()
         self._forking = 0  # fork requests whose reply (the pid) has not arrived yet
         self._tasks: set[asyncio.Task] = set()

@@ -165,6 +165,27 @@ async def test_page_kernels_outlive_a_replaced_fork_server(host, tmp_path):
             await km2.shutdown_kernel(now=True)
 
 
+async def test_page_kernels_are_forked_when_the_runner_pool_started_its_fork_server_first(host, tmp_path):
+    # SkriptoteketVoila.runner_start_wait=0: the runner's pool may start the fork server (for tool kernels) before
+    # the first page kernel asks for it. That fork server must serve page kernels too, not send them to exec.
+    out.clear()
+    forker = PageKernelForker(host)  # made with the host, as SkriptoteketVoila.initialize() does
+    await host.start()
+    await host.pool.wait_ready()
+    zygote = host.pool._zygote
+    assert zygote is not None and zygote.preloaded  # the pool's own, with the tool libraries
+    km, kw = kernel_manager(forker, tmp_path, dict(os.environ))
+    await km.start_kernel(**kw)
+    try:
+        assert isinstance(km.provisioner.process, ForkedProcess), "the exec path was taken"
+        assert forker.fallbacks == 0 and host.pool._zygote is zygote
+        assert host.pool.stats["fork_server_starts"] == 1
+        assert psutil.Process(km.provisioner.pid).ppid() == zygote.pid
+        assert "forked" in await execute(km, "print('forked')")
+    finally:
+        await km.shutdown_kernel(now=True)
+
+
 async def test_a_failing_fork_server_falls_back_to_exec(host, tmp_path, caplog):
     out.clear()
 
