@@ -218,7 +218,10 @@ async def test_a_child_forked_after_its_request_timed_out_is_killed_before_the_e
     async def late_reply(timeout):
         reply = await real_reply(timeout)  # the child is forked
         late.append(reply["pid"])
-        await asyncio.sleep(1.0)  # it reads its spec and starts its kernel meanwhile
+        for _ in range(600):  # until it has taken its spec file: it starts its kernel now
+            if not list((host.dir / "pages").glob("*.json")):
+                break
+            await asyncio.sleep(0.05)
         raise ForkServerError("fork server did not answer: TimeoutError()")  # what _reply says after a timeout
 
     zygote._reply = late_reply
@@ -241,7 +244,7 @@ async def test_a_child_whose_request_was_withdrawn_exits_without_a_kernel(host, 
     spec = host.dir / "pages" / "withdrawn.json"  # removed (withdrawn) before the child could claim it
     (host.dir / "pages").mkdir(mode=0o700, exist_ok=True)
     pid = await zygote.fork_page(str(spec), 10)
-    for _ in range(100):
+    for _ in range(600):
         if not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
             break
         await asyncio.sleep(0.05)
