@@ -68,6 +68,18 @@ def container_mem_mb(name: str) -> tuple[float, float]:
     return value * 1.048576, (int(raw) / 1e6 if raw.isdigit() else float("nan"))
 
 
+def container_cpu_seconds(name: str) -> float:
+    """CPU time used by the container's processes since it started (the cgroup's accounting, v1 or v2)."""
+    cid = subprocess.run(["docker", "inspect", "-f", "{{.Id}}", name], capture_output=True, text=True).stdout.strip()
+    v1 = Path(f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage")
+    if v1.exists():
+        return int(v1.read_text()) / 1e9
+    for v2 in (Path(f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cpu.stat"), Path(f"/sys/fs/cgroup/docker/{cid}/cpu.stat")):
+        if v2.exists():
+            return int(v2.read_text().split("usage_usec", 1)[1].split()[0]) / 1e6
+    return float("nan")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
@@ -156,7 +168,7 @@ def browser_rounds(platform, user: str, rounds: int) -> tuple[list[float], tuple
         chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         context = chromium.new_context()
         page = login(context, platform.url, user, platform.passwords[user])
-        phases = []
+        phases, cpu = [], []
         for i in range(rounds):
             platform.stop_server(user)
             log_start, html = len(platform.log()), []
@@ -167,11 +179,15 @@ def browser_rounds(platform, user: str, rounds: int) -> tuple[list[float], tuple
             page.goto(f"{platform.url}/hub/user-redirect/?tool=bench-noop")
             page.wait_for_selector(APP_READY, timeout=180_000)
             times.append(time.perf_counter() - t0)
+            cpu.append(container_cpu_seconds(platform.container(user)))
             page.remove_listener("response", on_response)
             phases.append(spawn_phases(platform, user, log_start, wall0, html[0] if html else None, times[-1]))
-            print(f"  browser round {i + 1}: usable tool page {times[-1]:.2f} s (load {os.getloadavg()[0]:.1f}); "
+            print(f"  browser round {i + 1}: usable tool page {times[-1]:.2f} s (load {os.getloadavg()[0]:.1f}), "
+                  f"container CPU used by then {cpu[-1]:.2f} s; "
                   + ", ".join(f"{k} {v:.2f}" for k, v in phases[-1].items()), flush=True)
         print_phase_medians(phases)
+        # at --cpu 1 the wall time to a usable page cannot be shorter than the CPU the container spends on it
+        print(f"  container CPU from start to usable page: p50 {median(cpu):.2f} s")
         time.sleep(25)  # the runner's pool warms after the first page; then idle
         body = httpx.get(f"{platform.url}/user/{user}/ready", timeout=10).json()
         mem = container_mem_mb(platform.container(user))

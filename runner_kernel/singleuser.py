@@ -282,6 +282,19 @@ def hurry_refill(kernel_manager, request_url: str) -> int:
     return hurried
 
 
+async def pool_started(kernel_manager, timeout: float) -> bool:
+    """Wait until the pool's first kernel has started. Voila takes a page from its pool only once it knows the
+    notebook (from that kernel's start); a request before then, the first page of a cold server, would start a
+    second kernel of its own beside the pool's, both competing for the container's one CPU. True if it waited."""
+    if getattr(kernel_manager, "notebook_data", None):
+        return False
+    starting = [task for pool in getattr(kernel_manager, "_pools", {}).values() for task in pool if not task.done()]
+    if not starting:
+        return False
+    await asyncio.wait(starting[:1], timeout=timeout)
+    return True
+
+
 class ToolPageHandler(TornadoVoilaHandler):
     """The notebook page. Hands the viewer's OAuth token to this page's kernel, and records activity."""
 
@@ -293,6 +306,8 @@ class ToolPageHandler(TornadoVoilaHandler):
             del self.request.headers[USER_TOKEN_HEADER]
         if hurry_refill(self.kernel_manager, self.request.full_url()):
             self.log.info("Pool drained: refill started without its delay for this request")
+        if await pool_started(self.kernel_manager, timeout=60):
+            self.log.info("First page: waited for the pool's kernel to start")
         if self.settings.get("skriptoteket_pass_user_token"):
             token = self.identity_provider.hub_auth.get_token(self)
             if token:

@@ -450,3 +450,18 @@ def test_without_a_spare_page_kernel_the_pool_refills_when_the_page_is_left(hub)
             time.sleep(2)
             assert state()["warm_kernels"] == 0
     assert _wait_warm(client, 30, user="bob") < 30
+
+
+def test_the_first_page_of_a_cold_server_waits_for_the_pools_kernel(hub):
+    """A page asked for as soon as a new server answers, before its pool's kernel has started: it is served from
+    that kernel, not from a second kernel started beside it (Voila's unheated path)."""
+    client = _login(hub["base"], "carol")
+    assert client.get("/hub/spawn").status_code in (302, 303)
+    wait_for(lambda: (r := _get_or_none(client, "/user/carol/ready")) is not None and r.status_code == 200
+             and r.headers.get("content-type", "").startswith("application/json"), 90, interval=0.02,
+             message="carol's server")
+    assert client.get("/user/carol/ready").json()["warm_kernels"] == 0  # else this test tests nothing
+    r, _ = _page(client, "/user/carol/?tool=first-page")
+    _remember_children(hub)
+    assert r.status_code == 200 and _printed(r.text, "TOOL") == "first-page"
+    assert _printed(r.text, "PREHEATED") == "True"
