@@ -58,6 +58,9 @@ DEFERRED = {
     # jupyterlab_server (Voila's themes handler imports it): .json5 settings files, JupyterLab's translations.
     "json5": "JupyterLab .json5 settings",
     "babel": "JupyterLab translations",
+    # jupyterhub.utils imports aiohttp for the hub's wait_for_http_server(); the server's own hub requests (HubAuth)
+    # go over tornado (the jupyterhub.httpclient stand-in below, runner_kernel/hub_http.py).
+    "aiohttp": "the hub's HTTP client (hub side only)",
 }
 
 #: Submodules of deferred packages the server uses, imported inside the window (so without running the package).
@@ -195,6 +198,7 @@ def import_hub_extension():
     Through ``jupyterhub.log`` it imports ``jupyterhub.handlers`` (the hub's pages, login, base handler, ...) for one
     ``isinstance(handler, HealthCheckHandler)`` when logging, a handler a single-user server never has: a stand-in
     during this one import. Without it, that is about a sixth of the server's import time and 7 MB of its memory.
+    ``jupyterhub.httpclient`` (aiohttp) is the other stand-in: see runner_kernel/hub_http.py.
     The hub's database (``jupyterhub.orm``, SQLAlchemy, and alembic through orm), requests and IPython's shell are
     deferred: see ``DEFERRED``.
     """
@@ -205,6 +209,14 @@ def import_hub_extension():
         package = types.ModuleType("jupyterhub.handlers")
         package.__path__, package.pages = [], pages
         stand_ins.update({"jupyterhub.handlers": package, "jupyterhub.handlers.pages": pages})
+    if "jupyterhub.httpclient" not in sys.modules:
+        # HubAuth's requests to the hub over tornado instead of aiohttp (runner_kernel/hub_http.py): the modules
+        # that import it during this one import (the hub extension, HubAuth, jupyterhub.utils) keep this fetch
+        from . import hub_http
+
+        client = types.ModuleType("jupyterhub.httpclient")
+        client.fetch = hub_http.fetch
+        stand_ins["jupyterhub.httpclient"] = client
     sys.modules.update(stand_ins)
     try:
         with deferring(DEFERRED):

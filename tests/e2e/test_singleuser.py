@@ -389,6 +389,8 @@ def test_the_server_never_runs_the_hub_database(alice, hub):
               if line.rstrip().endswith(".so")}
     assert any("/zmq/backend/" in path for path in mapped), sorted(mapped)[:20]
     assert not [path for path in mapped if "/sqlalchemy/engine/" in path or "/sqlalchemy/sql/" in path]
+    # nor aiohttp: HubAuth's OAuth requests (every page above logged in through them) go over tornado's client
+    assert not [path for path in mapped if "/aiohttp/" in path or "/pycares/" in path]
 
 
 def test_page_kernels_are_forked_and_the_viewers_token_stays_out_of_the_fork_server(alice, hub):
