@@ -61,6 +61,9 @@ DEFERRED = {
     # jupyterhub.utils imports aiohttp for the hub's wait_for_http_server(); the server's own hub requests (HubAuth)
     # go over tornado (the jupyterhub.httpclient stand-in below, runner_kernel/hub_http.py).
     "aiohttp": "the hub's HTTP client (hub side only)",
+    # jupyter_server.gateway (imported by its ServerApp) talks to a remote kernel gateway with websocket-client;
+    # this server's kernels are local.
+    "websocket": "kernel gateway client",
 }
 
 #: Submodules of deferred packages the server uses, imported inside the window (so without running the package).
