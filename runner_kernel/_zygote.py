@@ -246,6 +246,11 @@ def main(argv):
     # shell) is imported here too, or every kernel pays ~0.1 s of CPU for it.
     for name in ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell"):
         importlib.import_module(name)
+    # A kernel's connection file names 127.0.0.1, which jupyter_client checks against the host's interfaces: it
+    # lists them once per process (importing psutil). Done here once, not in every kernel (~1.7 MB each).
+    from jupyter_client.localinterfaces import localhost
+
+    localhost()
     for name in ("_skriptoteket_driver", "skriptoteket_toolkit", "pdf_helper"):
         importlib.import_module(name)
     signal.signal(signal.SIGCHLD, _reap)
