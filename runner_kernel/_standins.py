@@ -170,6 +170,21 @@ def defer(name: str) -> types.ModuleType | None:
     return module
 
 
+def import_without(name: str, blocked: str) -> None:
+    """Import ``name`` while ``blocked`` cannot be imported, for a library that registers an optional accelerator
+    when it imports and this server never uses it (a ``None`` in sys.modules makes ``import blocked`` raise the
+    ImportError such libraries expect). Afterwards ``blocked`` imports as usual. Used for BeautifulSoup, which
+    registers an lxml tree builder (~4 MB in the server) while nbconvert always parses with ``html.parser``."""
+    if name in sys.modules or blocked in sys.modules:
+        return
+    sys.modules[blocked] = None
+    try:
+        importlib.import_module(name)
+    finally:
+        if sys.modules.get(blocked, 0) is None:
+            del sys.modules[blocked]
+
+
 def loaded(name: str) -> bool:
     """Whether ``name`` is imported and has run (False for a deferred module that is still waiting)."""
     module = sys.modules.get(name)

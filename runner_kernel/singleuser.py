@@ -34,9 +34,10 @@ from urllib.parse import urlparse
 
 _T0 = time.monotonic()
 
-from ._standins import defer_unused  # noqa: E402
+from ._standins import defer_unused, import_without  # noqa: E402
 
 defer_unused()  # modules the libraries below import but this server never runs (runner_kernel/_standins.py)
+import_without("bs4", blocked="lxml")  # BeautifulSoup (nbconvert's) without its lxml tree builder
 
 import tornado.web  # noqa: E402
 from jupyter_core.paths import jupyter_config_path  # noqa: E402

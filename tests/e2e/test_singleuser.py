@@ -391,6 +391,8 @@ def test_the_server_never_runs_the_hub_database(alice, hub):
     assert not [path for path in mapped if "/sqlalchemy/engine/" in path or "/sqlalchemy/sql/" in path]
     # nor aiohttp: HubAuth's OAuth requests (every page above logged in through them) go over tornado's client
     assert not [path for path in mapped if "/aiohttp/" in path or "/pycares/" in path]
+    # nor lxml: BeautifulSoup is imported without its lxml tree builder (nbconvert parses with html.parser)
+    assert not [path for path in mapped if "/lxml/" in path]
 
 
 def test_page_kernels_are_forked_and_the_viewers_token_stays_out_of_the_fork_server(alice, hub):

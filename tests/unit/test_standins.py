@@ -173,3 +173,20 @@ def test_the_server_import_leaves_the_hub_database_requests_and_ipython_unrun():
     assert out["table"] == "a" and out["scopes_orm"]
     assert out["intersect"] == ["read:users!user=a"]
     assert out["ipython"] == [True, False, True]
+
+
+def test_import_without_keeps_the_blocked_module_out_only_while_the_library_imports(tmp_path):
+    (tmp_path / "accel.py").write_text("import builtins; builtins.ORDER.append('accel')\n")
+    (tmp_path / "lib.py").write_text(
+        "import builtins; builtins.ORDER.append('lib')\n"
+        "try:\n    import accel\n    FAST = True\nexcept ImportError:\n    FAST = False\n")
+    got = _run("""
+        from runner_kernel._standins import import_without
+        import_without("lib", blocked="accel")
+        import lib
+        during = (lib.FAST, list(ORDER))
+        import accel  # afterwards, as usual
+        print(json.dumps({"during": during, "after": list(ORDER)}))
+    """, tmp_path)
+    assert got["during"] == [False, ["lib"]]
+    assert got["after"] == ["lib", "accel"]
