@@ -51,7 +51,7 @@ async def fetch(url: str, *, method: str = "GET", raise_for_status: bool = True,
                                 ssl=ssl, **kwargs)
     request = HTTPRequest(url, method=method, headers=headers, body=data, ssl_options=ssl,
                           connect_timeout=CONNECT_TIMEOUT, request_timeout=REQUEST_TIMEOUT,
-                          allow_nonstandard_methods=True, follow_redirects=False)
+                          allow_nonstandard_methods=True, follow_redirects=True)  # as aiohttp does
     # raise_error=False: an HTTP error status is a reply; no answer at all (refused, timed out) still raises
     reply = HubReply(await AsyncHTTPClient().fetch(request, raise_error=False))
     if raise_for_status:

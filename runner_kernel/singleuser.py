@@ -164,9 +164,11 @@ class ScrubbedKernelManager(AsyncMappingKernelManager):
 
     def __init__(self, **kwargs):
         self._closing = False
+        self._fill_pool = None
         super().__init__(**kwargs)
         fill = getattr(self, "fill_if_needed", None)  # the pool's, from the subclass Voila generates of this one
         if fill is not None and not self.spare_page_kernel:
+            self._fill_pool = fill
 
             def fill_if_needed(*args, **kwargs):
                 if self._closing or self.open_page_kernels():
@@ -176,13 +178,21 @@ class ScrubbedKernelManager(AsyncMappingKernelManager):
             self.fill_if_needed = fill_if_needed
 
     def open_page_kernels(self) -> set[str]:
-        """Running kernels that are not waiting in the preheat pool: those of open (or not yet culled) pages."""
+        """Kernels running or starting that are not waiting in the preheat pool: those of open (or not yet culled)
+        pages. A pool kernel still starting counts too; the pool is not empty then, so nothing refills anyway."""
         pooled = set()
         for pool in getattr(self, "_pools", {}).values():
             for task in pool:
                 if task.done() and not task.cancelled() and not task.exception():
                     pooled.add(task.result()["kernel_id"])
-        return set(self.list_kernel_ids()) - pooled
+        return (set(self.list_kernel_ids()) | set(self._pending_kernels)) - pooled
+
+    def _refill_if_no_page_open(self, leaving: str | None = None) -> None:
+        """Without a spare: refill the pool once no page is open, ``leaving`` (a kernel being shut down) aside."""
+        if self._fill_pool is None or self._closing or self.open_page_kernels() - {leaving}:
+            return
+        for name in list(getattr(self, "_pools", {})):
+            self._fill_pool(delay=0, notebook_name=name)
 
     def scrub_env(self, env: dict) -> dict:
         return {
@@ -205,11 +215,17 @@ class ScrubbedKernelManager(AsyncMappingKernelManager):
     async def shutdown_kernel(self, kernel_id, *args, **kwargs):
         # request info (with the viewer's token) for a kernel that never collected it must not linger
         RequestInfoSocketHandler._cache.pop(kernel_id, None)
-        result = await super().shutdown_kernel(kernel_id, *args, **kwargs)
-        if not self.spare_page_kernel:
-            for name in list(getattr(self, "_pools", {})):
-                self.fill_if_needed(delay=0, notebook_name=name)  # a no-op while another page is open
-        return result
+        # before the shutdown, which takes a while: a reloaded page (or the next tool opened in the same tab) asks
+        # for a kernel while its old one is being shut down, and finds the refill's kernel starting in the pool
+        self._refill_if_no_page_open(leaving=kernel_id)
+        return await super().shutdown_kernel(kernel_id, *args, **kwargs)
+
+    def remove_kernel(self, kernel_id):
+        # the end of every shutdown (two pages left at once: the second to finish refills), and where a kernel that
+        # died and could not be restarted goes without shutdown_kernel; it is still among the pending ones here
+        removed = super().remove_kernel(kernel_id)
+        self._refill_if_no_page_open(leaving=kernel_id)
+        return removed
 
     async def shutdown_all(self, *args, **kwargs):
         self._closing = True
