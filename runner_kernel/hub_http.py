@@ -1,7 +1,7 @@
 """The hub API requests of the server's OAuth (jupyterhub.services.auth.HubAuth), over tornado's HTTP client.
 
 JupyterHub's ``jupyterhub.httpclient.fetch`` is built on aiohttp, which with its DNS resolver (aiodns, pycares),
-yarl and multidict is about a fifth of the server's import time (0.3 s of 1.4 s in the image) and ~5 MB of its
+yarl and multidict is about a fifth of the server's import time (0.3 s of 1.4 s in the image) and ~8 MB of its
 memory, for the two requests HubAuth makes: the OAuth token exchange and "who is this token". Tornado's client is
 loaded anyway. ``runner_kernel._standins`` gives HubAuth this ``fetch`` while the hub extension is imported;
 what it does not cover (a hub API on a unix socket, other arguments) goes to JupyterHub's own, imported then.
