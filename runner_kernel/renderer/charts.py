@@ -13,8 +13,8 @@ from typing import Any
 
 FALLBACK_ROWS = 750  # the same as a table output's row cap
 _NOT_YET = object()
-# The converter (an optional dependency) is imported at the first chart, not with the renderer: its library is
-# ~100 MB and every process that imports it dirties ~6 MB of its pages (relocations), paid by the fork server
+# The converter (an optional dependency) is imported at the first chart, not with the renderer: its library is an
+# 88 MB .so and every process that imports it dirties ~6 MB of its pages (relocations), paid by the fork server
 # that page kernels come from even when no tool draws a chart (docs/renderer.md).
 vl_convert: Any = _NOT_YET
 
