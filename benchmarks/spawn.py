@@ -84,6 +84,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--cpu", type=float, default=1.0)
+    parser.add_argument("--spares", type=int, default=1,
+                        help="spare containers for the first hub; a second hub without spares is the baseline")
     parser.add_argument("--compare-memory", nargs="+", metavar="NAME=IMAGE[,VAR=VALUE...]",
                         help="only this: the idle server of each variant, side by side, without the hub")
     args = parser.parse_args()
@@ -102,61 +104,80 @@ def main() -> int:
     imports = [timed(["docker", "run", "--rm", cpus, *HARDENING, "--entrypoint", "python", IMAGE, "-c",
                       "import runner_kernel.singleuser"]) for _ in range(args.rounds)]
 
+    runs = [platform_rounds(args, spares, extras=(spares == args.spares)) for spares in dict.fromkeys([args.spares, 0])]
+
+    print()
+    print(f"container floor (docker run python -c pass)      p50 {median(floor):.2f} s")
+    print(f"import runner_kernel.singleuser in a container    p50 {median(imports):.2f} s")
+    for run in runs:
+        how = f"from a ready spare container" if run["spares"] else "a new container (no spare)"
+        print(f"teacher server stopped, {how}:")
+        print(f"  spawn -> hub ready                               p50 {median(run['ready']):.2f} s "
+              f"(x{median(run['ready']) / median(floor):.1f} the container floor)")
+        print(f"  spawn -> first tool page HTML (httpx)            p50 {median(run['page']):.2f} s")
+        print(f"  spawn -> usable tool page in Chromium            p50 {median(run['browser']):.2f} s "
+              f"(goal 2 s: x{median(run['browser']) / 2:.2f}); rounds {', '.join(f'{x:.2f}' for x in run['browser'])}")
+        print(f"  next page, the first one left (warm pool)        p50 {median(run['page_warm']) * 1000:.0f} ms")
+        if run["mem"]:
+            print(f"  idle teacher container, one page open            {run['mem'][0]:.0f} MB "
+                  f"(goal 200 MB: x{run['mem'][0] / 200:.2f})")
+        if run["overhead"]:
+            print(run["overhead"])
+    if len(runs) == 2:
+        print(f"usable tool page, spare / no spare: x{median(runs[0]['browser']) / median(runs[1]['browser']):.2f}")
+    return 0
+
+
+def platform_rounds(args, spares: int, extras: bool) -> dict:
+    """The hub in Docker mode with ``spares`` spare containers: browser rounds, then HTTP rounds; with ``extras``
+    the idle memory and the runner overhead in the container too."""
     tag = os.urandom(3).hex()
     network, prefix = f"skr-bench-{tag}", f"skrbench{tag}"
     home = Path(tempfile.mkdtemp(prefix="skr-bench-")) / "home"
-    platform = start_docker_platform(home, network, prefix, {"SKRIPTOTEKET_CPU_LIMIT": str(args.cpu)})
-    ready, page, page_warm, mem, browser_page = [], [], [], None, []
+    print(f"-- the hub with {spares} spare container(s)", flush=True)
+    platform = start_docker_platform(home, network, prefix, {"SKRIPTOTEKET_CPU_LIMIT": str(args.cpu),
+                                                             "SKRIPTOTEKET_SPARE_CONTAINERS": str(spares)})
+    run = {"spares": spares, "ready": [], "page": [], "page_warm": [], "mem": None, "overhead": ""}
     try:
         user = "bench"
         platform.create_user(user)
         client = platform.login(user)
         publish_tool(platform, "bench-noop", "Bench")
-        browser_page, mem = browser_rounds(platform, user, args.rounds)
+        run["browser"], mem = browser_rounds(platform, user, args.rounds, spares)
+        run["mem"] = mem if extras else None
         for i in range(args.rounds):
+            if spares:
+                wait_for_spare(platform)
             t0 = time.perf_counter()
-            server = platform.start_server(user, timeout=180)
-            ready.append(time.perf_counter() - t0)
+            platform.start_server(user, timeout=180)
+            run["ready"].append(time.perf_counter() - t0)
             response = client.get(f"/user/{user}/", timeout=120)
-            page.append(time.perf_counter() - t0)
+            run["page"].append(time.perf_counter() - t0)
             status = response.status_code
             leave_page(platform, client, user, response.text)
             t1 = time.perf_counter()
             client.get(f"/user/{user}/", timeout=120)
-            page_warm.append(time.perf_counter() - t1)
+            run["page_warm"].append(time.perf_counter() - t1)
             logs = subprocess.run(["docker", "logs", platform.container(user)], capture_output=True, text=True)
             listening = next((l.split("listening after", 1)[1].strip() for l in (logs.stdout + logs.stderr).splitlines()
                               if "listening after" in l), "?")
-            print(f"  round {i + 1}: hub ready {ready[-1]:.2f} s, first page {page[-1]:.2f} s (HTTP {status}, "
-                  f"{len(response.content)} B), next page {page_warm[-1] * 1000:.0f} ms; the server listened after "
-                  f"{listening} of its own clock", flush=True)
+            print(f"  round {i + 1}: hub ready {run['ready'][-1]:.2f} s, first page {run['page'][-1]:.2f} s (HTTP "
+                  f"{status}, {len(response.content)} B), next page {run['page_warm'][-1] * 1000:.0f} ms; the server "
+                  f"listened after {listening} of its own clock", flush=True)
             if i < args.rounds - 1:
                 platform.stop_server(user)
-        try:
-            overhead = run_overhead_in_container(platform.container(user))
-        except (subprocess.SubprocessError, OSError) as e:
-            overhead = f"runner overhead in the container: failed ({e})"
+        if extras:
+            try:
+                run["overhead"] = run_overhead_in_container(platform.container(user))
+            except (subprocess.SubprocessError, OSError) as e:
+                run["overhead"] = f"runner overhead in the container: failed ({e})"
     finally:
         stop_platform(platform)
         remove_containers(prefix)
         platform.postgres.stop(mode="immediate")
         subprocess.run(["docker", "network", "rm", network], capture_output=True)
         remove_firewall_rules(network)
-
-    print()
-    print(f"container floor (docker run python -c pass)      p50 {median(floor):.2f} s")
-    print(f"import runner_kernel.singleuser in a container    p50 {median(imports):.2f} s")
-    print(f"cold spawn -> hub ready                            p50 {median(ready):.2f} s "
-          f"(x{median(ready) / median(floor):.1f} the container floor)")
-    print(f"cold spawn -> first tool page HTML (httpx)         p50 {median(page):.2f} s")
-    print(f"cold spawn -> usable tool page in Chromium         p50 {median(browser_page):.2f} s "
-          f"(goal 2 s: x{median(browser_page) / 2:.2f}); rounds {', '.join(f'{x:.2f}' for x in browser_page)}")
-    print(f"next page, the first one left (warm pool)         p50 {median(page_warm) * 1000:.0f} ms")
-    if mem:
-        print(f"idle teacher container, one page open              {mem[0]:.0f} MB (goal 200 MB: x{mem[0] / 200:.2f})")
-    if overhead:
-        print(overhead)
-    return 0
+    return run
 
 
 def leave_page(platform, client, user: str, html: str, timeout: float = 60) -> None:
@@ -175,9 +196,26 @@ def leave_page(platform, client, user: str, html: str, timeout: float = 60) -> N
         time.sleep(0.1)
 
 
-def browser_rounds(platform, user: str, rounds: int) -> tuple[list[float], tuple[float, float]]:
-    """Cold spawn to a usable tool page in Chromium: the server is stopped before each round. After the last,
-    the idle container's memory with that one page open (a warm Voila pool and a warm runner pool)."""
+def wait_for_spare(platform, timeout: float = 180) -> tuple[str, float]:
+    """(id, CPU seconds used so far) of a spare container whose standby waits for a claim, after the machine had
+    two quiet seconds: a spare made after the last round's claim would otherwise still be importing."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ids = subprocess.run(["docker", "ps", "-q", "--no-trunc", "--filter", f"name=^{platform.prefix}--spare-"],
+                             capture_output=True, text=True).stdout.split()
+        for cid in ids:
+            logs = subprocess.run(["docker", "logs", cid], capture_output=True, text=True)
+            if "ready for a claim" in logs.stderr + logs.stdout:
+                time.sleep(2)
+                return cid, container_cpu_seconds(cid)
+        time.sleep(0.2)
+    raise SystemExit(f"no spare container became ready in {timeout} s")
+
+
+def browser_rounds(platform, user: str, rounds: int, spares: int) -> tuple[list[float], tuple[float, float]]:
+    """Cold spawn to a usable tool page in Chromium: the server is stopped before each round (and, with spares,
+    a spare container is ready). After the last, the idle container's memory with that one page open (a warm
+    Voila pool and a warm runner pool)."""
     from playwright.sync_api import sync_playwright
 
     times = []
@@ -188,6 +226,7 @@ def browser_rounds(platform, user: str, rounds: int) -> tuple[list[float], tuple
         phases, cpu = [], []
         for i in range(rounds):
             platform.stop_server(user)
+            spare = wait_for_spare(platform) if spares else None
             log_start, html = len(platform.log()), []
             on_response = (lambda r: html.append(time.time())
                            if "/user/" in r.url and "?tool=" in r.url and r.status == 200 else None)
@@ -196,15 +235,17 @@ def browser_rounds(platform, user: str, rounds: int) -> tuple[list[float], tuple
             page.goto(f"{platform.url}/hub/user-redirect/?tool=bench-noop")
             page.wait_for_selector(APP_READY, timeout=180_000)
             times.append(time.perf_counter() - t0)
-            cpu.append(container_cpu_seconds(platform.container(user)))
+            cpu.append(container_cpu_seconds(platform.container(user)) - (spare[1] if spare else 0))
             page.remove_listener("response", on_response)
             phases.append(spawn_phases(platform, user, log_start, wall0, html[0] if html else None, times[-1]))
+            if spare and not platform.container_id(user).startswith(spare[0]):
+                raise SystemExit(f"round {i + 1}: the server did not start from the ready spare {spare[0]}")
             print(f"  browser round {i + 1}: usable tool page {times[-1]:.2f} s (load {os.getloadavg()[0]:.1f}), "
-                  f"container CPU used by then {cpu[-1]:.2f} s; "
+                  f"container CPU used by then {cpu[-1]:.2f} s{' after the claim' if spare else ''}; "
                   + ", ".join(f"{k} {v:.2f}" for k, v in phases[-1].items()), flush=True)
         print_phase_medians(phases)
         # at --cpu 1 the wall time to a usable page cannot be shorter than the CPU the container spends on it
-        print(f"  container CPU from start to usable page: p50 {median(cpu):.2f} s")
+        print(f"  container CPU from {'the claim' if spares else 'start'} to usable page: p50 {median(cpu):.2f} s")
         time.sleep(25)  # the runner's pool warms after the first page; then idle
         body = httpx.get(f"{platform.url}/user/{user}/ready", timeout=10).json()
         mem = container_mem_mb(platform.container(user))
@@ -219,6 +260,7 @@ def browser_rounds(platform, user: str, rounds: int) -> tuple[list[float], tuple
 # the moments of a cold spawn, in order: (label, where it is read, what marks it)
 PHASE_MARKS = [
     ("container started", "hub", "Starting container"),
+    ("spare claimed", "hub", "started from spare container"),
     ("server listening", "container", "listening after"),
     ("hub ready", "hub", "is ready"),
     ("page kernel taken", "container", "Using pre-heated kernel"),

@@ -16,6 +16,8 @@ Settings (environment):
 - ``SKRIPTOTEKET_TMPFS_SIZE``         size of each tmpfs (/tmp, home) (default ``256m``; counts as memory)
 - ``SKRIPTOTEKET_POOL_SIZE``          Voila's preheated page kernels per teacher container (default ``1``)
 - ``SKRIPTOTEKET_AUTHOR_GROUPS``      groups allowed a JupyterLab server (default ``authors,reviewers,admins``)
+- ``SKRIPTOTEKET_SPARE_CONTAINERS``  spare teacher containers kept running, each ~190 MB (default ``1``; ``0``:
+                                      every teacher server is a cold start; skriptoteket_ext/docker_spares.py)
 - ``SKRIPTOTEKET_READY_POLL``         seconds between checks whether a starting server listens (default ``0.05``;
                                       ``0``: only JupyterHub's own check, which backs off to seconds)
 - ``SKRIPTOTEKET_SERVICE_IP``         the address the Skriptoteket service listens on and containers reach it at
@@ -43,14 +45,16 @@ with a persistent volume ``<prefix>-work-<user>`` at ``/home/skriptoteket/work``
 """
 
 import asyncio
+import atexit
 import os
+import secrets
 import sys
 
 import docker
 from dockerspawner import DockerSpawner
 from tornado import web
 
-from skriptoteket_ext import scopes
+from skriptoteket_ext import docker_spares, scopes
 
 
 c = get_config()  # noqa: F821
@@ -66,6 +70,7 @@ AUTHOR_GROUPS = {g for g in os.environ.get("SKRIPTOTEKET_AUTHOR_GROUPS", "author
 TMPFS_SIZE = os.environ.get("SKRIPTOTEKET_TMPFS_SIZE", "256m")
 # seconds between the spawner's checks of a starting server's port (0: leave it to the hub's slower backoff)
 READY_POLL = float(os.environ.get("SKRIPTOTEKET_READY_POLL", "0.05"))
+SPARE_CONTAINERS = int(os.environ.get("SKRIPTOTEKET_SPARE_CONTAINERS", "1"))
 
 VOILA_CMD = [
     "python", "-m", "runner_kernel.singleuser",
@@ -204,7 +209,7 @@ class SkriptoteketDockerSpawner(DockerSpawner):
 
     async def start(self, *args, **kwargs):
         try:
-            ip, port = await super().start(*args, **kwargs)
+            ip, port = await self._start_from_spare() or await super().start(*args, **kwargs)
         except docker.errors.ImageNotFound:
             raise web.HTTPError(503, log_message=(
                 f"Your server could not start: the tool image ({self.image}) is missing on this server. "
@@ -223,6 +228,30 @@ class SkriptoteketDockerSpawner(DockerSpawner):
                 f"({type(e).__name__}). Please tell your IT department."))
         await self._wait_listening(ip, port)
         return ip, port
+
+    async def _start_from_spare(self):
+        """A teacher's server from a spare container (skriptoteket_ext/docker_spares.py): renamed to this user's
+        container and handed this server's environment and command. None (start a new container) when there is
+        no ready spare, or this is not a teacher's tool server, or the spare fails."""
+        if self.name != "" or self.cmd != VOILA_CMD or self.image != IMAGE or self.volumes:
+            return None
+        spare = SPARES.take()
+        if spare is None:
+            return None
+        try:
+            if await self.get_object() is not None:  # a container of this user's an earlier server left
+                await self.remove_object()
+            await self.docker("rename", spare.id, self.container_name)
+            self.object_id = spare.id
+            await docker_spares.claim(spare, self.get_env(), await self.get_command())
+        except Exception as e:  # the engine, the rename or the standby: a new container instead
+            self.log.warning("Spare container %s not usable for %s (%s); starting a new one", spare.id[:12],
+                             self.user.name, e)
+            self.object_id = ""
+            await SPARES.discard(spare)
+            return None
+        self.log.info("Server of %s started from spare container %s", self.user.name, spare.id[:12])
+        return spare.ip, self.port
 
     async def _wait_listening(self, ip, port):
         """Poll the server's port every READY_POLL seconds until it accepts a connection. The hub's own check
@@ -248,6 +277,82 @@ class SkriptoteketDockerSpawner(DockerSpawner):
                 if await self.poll() is not None:
                     return  # the container exited: the hub reports it
             await asyncio.sleep(READY_POLL)
+
+
+class _SpareUser:
+    """What DockerSpawner's name and label templates read of a user, for a container that has none yet."""
+    name = "spare"
+    admin = False
+    groups = ()
+
+
+class SpareMaker(SkriptoteketDockerSpawner):
+    """Makes spare teacher containers with the teacher's create_object: same image, limits, flags and network;
+    no user environment (no token), a standby command and the secret its claim must carry."""
+
+    secret = ""
+
+    def get_env(self):
+        env = {k: (v(self) if callable(v) else v) for k, v in self.environment.items()}
+        return {**env, docker_spares.SECRET_ENV: self.secret}
+
+    async def get_command(self):
+        return [*docker_spares.STANDBY_MODULE, *VOILA_CMD[3:]]
+
+
+def _spare_maker() -> SpareMaker:
+    from jupyterhub.app import JupyterHub
+
+    # the hub's whole configuration: `c` here is only this file's part of it (traitlets' load_subconfig)
+    config = JupyterHub.instance().config if JupyterHub.initialized() else c
+    maker = SpareMaker(config=config, user=_SpareUser())
+    maker.extra_create_kwargs = {**EXTRA_CREATE_KWARGS, "labels": {
+        **EXTRA_CREATE_KWARGS["labels"], docker_spares.SPARE_LABEL: maker.prefix}}
+    return maker
+
+
+async def _make_spare() -> docker_spares.Spare:
+    maker = _spare_maker()
+    maker.secret = secrets.token_urlsafe(32)
+    maker.object_name = docker_spares.spare_name(maker.prefix)
+    maker.object_id = (await maker.create_object())["Id"]
+    try:
+        await maker.start_object()
+        ip, _ = await maker.get_ip_and_port()
+    except BaseException:
+        await _remove_container(maker.object_id)
+        raise
+    return docker_spares.Spare(maker.object_id, ip, maker.secret)
+
+
+async def _remove_container(container_id: str) -> None:
+    try:
+        await _spare_maker().docker("remove_container", container_id, force=True)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as e:
+        if e.status_code != 409:  # 409: its removal is already under way
+            raise
+
+
+async def _stale_spares() -> list[str]:
+    maker = _spare_maker()
+    found = await maker.docker("containers", all=True, filters={"label": f"{docker_spares.SPARE_LABEL}={maker.prefix}"})
+    return [x["Id"] for x in found if any(docker_spares.is_spare_name(n, maker.prefix) for n in x.get("Names", ()))]
+
+
+def _remove_spares_at_exit():
+    if SPARES.made:
+        client = docker.from_env(timeout=30)
+        for container_id in list(SPARES.made):
+            try:
+                client.api.remove_container(container_id, force=True)
+            except docker.errors.DockerException:
+                pass
+
+
+SPARES = docker_spares.SparePool(SPARE_CONTAINERS, _make_spare, _remove_container, _stale_spares)
+atexit.register(_remove_spares_at_exit)
 
 
 def _is_author(user) -> bool:
@@ -297,7 +402,8 @@ c.DockerSpawner.network_name = NETWORK
 c.DockerSpawner.use_internal_ip = True
 c.DockerSpawner.mem_limit = os.environ.get("SKRIPTOTEKET_MEM_LIMIT", "1G")
 c.DockerSpawner.cpu_limit = float(os.environ.get("SKRIPTOTEKET_CPU_LIMIT", "1.0"))
-c.DockerSpawner.extra_create_kwargs = {"user": f"{USER_UID}:{USER_UID}", "labels": {"org.skriptoteket.role": "user"}}
+EXTRA_CREATE_KWARGS = {"user": f"{USER_UID}:{USER_UID}", "labels": {"org.skriptoteket.role": "user"}}
+c.DockerSpawner.extra_create_kwargs = EXTRA_CREATE_KWARGS
 _tmpfs_opts = f"rw,nosuid,nodev,size={TMPFS_SIZE}"
 c.DockerSpawner.extra_host_config = {
     "pids_limit": int(os.environ.get("SKRIPTOTEKET_PIDS_LIMIT", "256")),
@@ -314,3 +420,10 @@ c.DockerSpawner.extra_host_config = {
 
 # The service's own entry (in jupyterhub_config.py) is moved to SERVICE_IP there, after this file is loaded.
 # The idle culler is added there too, in every mode.
+
+# Spare teacher containers: made once the hub's event loop runs (the hub loads this file from it), then after
+# each claim. Not when this file is loaded without a running hub (a config check).
+try:
+    asyncio.get_running_loop().call_later(1, SPARES.fill_soon)
+except RuntimeError:
+    pass

@@ -562,17 +562,25 @@ class SkriptoteketVoila(Voila):
             self.voila_configuration.http_header_envs = [*headers, USER_TOKEN_HEADER]
         self._load_hub_environment()
         if self.runner_enabled:
-            from .runner_host import RunnerHost
-
             # before any page kernel starts: they find the host through $SKRIPTOTEKET_RUNNER_DIR
-            self.runner_host = RunnerHost(
-                self.runner_pool_size, pool_options={"refill_delay": self.runner_refill_delay}
-            )
-            self.runner_host.prepare()
-            if self.fork_page_kernels:
-                from .page_kernels import PageKernelForker
+            self.runner_host, self.page_kernel_forker = _take_prestarted(self._runner_settings()) or (
+                self.make_runner_host())
 
-                self.page_kernel_forker = PageKernelForker(self.runner_host)
+    def _runner_settings(self) -> tuple:
+        return (self.runner_pool_size, self.runner_refill_delay, self.fork_page_kernels)
+
+    def make_runner_host(self):
+        """The tool runner's host, prepared, and the page kernels' forker (None: page kernels are exec'd)."""
+        from .runner_host import RunnerHost
+
+        host = RunnerHost(self.runner_pool_size, pool_options={"refill_delay": self.runner_refill_delay})
+        host.prepare()
+        forker = None
+        if self.fork_page_kernels:
+            from .page_kernels import PageKernelForker
+
+            forker = PageKernelForker(host)
+        return host, forker
 
     def setup_template_dirs(self):
         """Templates under the project's ``voila_templates/<name>`` (with a ``conf.json`` naming its
@@ -752,6 +760,37 @@ class SkriptoteketVoila(Voila):
             self.log.info("Tool runner: %s warm kernel(s) on %s", self.runner_pool_size, self.runner_host.socket_path)
         except Exception:
             self.log.exception("The tool runner could not start; tools cannot run in this server")
+
+
+#: (settings, runner host, forker) started by a standby container before its user was known (runner_kernel/standby.py)
+_prestarted = None
+
+
+async def prestart_runner(argv: list[str]) -> None:
+    """Make the runner host that ``SkriptoteketVoila`` with these options would make, and start its fork server,
+    which imports ipykernel and the tool app. A standby container does this before it is claimed; the server
+    started on the same event loop then adopts both if its settings are the same (``_take_prestarted``)."""
+    global _prestarted
+    app = SkriptoteketVoila()
+    app.update_config(app._defaults())
+    app.parse_command_line(argv)
+    if not app.runner_enabled:
+        return
+    host, forker = app.make_runner_host()
+    if forker is not None:
+        await host.page_fork_server(forker.modules)
+    _prestarted = (app._runner_settings(), host, forker)
+
+
+def _take_prestarted(settings: tuple):
+    global _prestarted
+    found, _prestarted = _prestarted, None
+    if found is None:
+        return None
+    if found[0] != settings:  # the hub asked for other settings: start afresh, stop what the standby made
+        IOLoop.current().asyncio_loop.create_task(found[1].stop())
+        return None
+    return found[1], found[2]
 
 
 def main(argv=None):

@@ -103,6 +103,9 @@ class DockerPlatform(RunningPlatform):
     def container(self, user: str, name: str = "") -> str:
         return f"{self.prefix}-{user}" + (f"--{name}" if name else "")
 
+    def container_id(self, user: str, name: str = "") -> str:
+        return _docker("inspect", "-f", "{{.Id}}", self.container(user, name)).stdout.strip()
+
     def inspect(self, user: str, name: str = "") -> dict:
         return json.loads(_docker("inspect", self.container(user, name)).stdout)[0]
 
@@ -168,7 +171,9 @@ def docker_platform() -> DockerPlatform:
     tag = secrets.token_hex(3)
     network, prefix = f"skr-test-{tag}", f"skrtest{tag}"
     path = Path(private_tmpdir("skr-docker-"))
-    running = start_docker_platform(path / "home", network, prefix)
+    # every teacher server a new container: the suite inspects a cold start's container (its environment has the
+    # token the tests scan for); tests/docker/test_spares.py covers servers started from spare containers
+    running = start_docker_platform(path / "home", network, prefix, {"SKRIPTOTEKET_SPARE_CONTAINERS": "0"})
     try:
         yield running
     finally:

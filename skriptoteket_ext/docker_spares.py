@@ -1,0 +1,142 @@
+"""Spare teacher containers: started ahead, so a teacher's server starts in a fraction of a cold start.
+
+A cold teacher container spends ~2.5 s of its one CPU before the first tool page is usable, most of it importing
+(docs/docker.md). The hub keeps ``size`` spare containers running ``runner_kernel.standby``, made with the same
+image, limits, flags and network as a teacher's (hub_config/docker.py makes them through the spawner's own
+``create_object``), but with no user: no token, no user name. At a teacher's spawn the spawner takes one,
+renames it to the teacher's container name and hands it the user's environment and command over the users'
+network (``claim``); the standby becomes that server. Then another spare is made.
+
+Spares are named ``<prefix>--spare-<hex>``: a double dash never appears in a container name DockerSpawner makes
+for a user (it escapes ``-`` in user names as ``-2d``). Spares left by an earlier hub (it knew their secrets, this
+one does not) are removed at start; the hub removes its own when it exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+SPARE_LABEL = "org.skriptoteket.spare"
+SECRET_ENV = "SKRIPTOTEKET_STANDBY_SECRET"
+STANDBY_PORT = 8889
+STANDBY_MODULE = ["python", "-m", "runner_kernel.standby"]
+
+log = logging.getLogger("skriptoteket.spares")
+
+
+def spare_name(prefix: str) -> str:
+    return f"{prefix}--spare-{secrets.token_hex(4)}"
+
+
+def is_spare_name(name: str, prefix: str) -> bool:
+    return name.lstrip("/").startswith(f"{prefix}--spare-")
+
+
+@dataclass
+class Spare:
+    id: str
+    ip: str
+    secret: str = field(repr=False)
+
+
+class ClaimRefused(RuntimeError):
+    """The standby did not take the claim (wrong secret, another command, gone): start a new container."""
+
+
+async def claim(spare: Spare, env: dict[str, str], cmd: list[str], timeout: float = 10) -> None:
+    """Hand a spare its user: the environment (with the server's hub token) and the server's command."""
+    message = json.dumps({"secret": spare.secret, "env": env, "cmd": cmd}).encode() + b"\n"
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(spare.ip, STANDBY_PORT), timeout)
+        try:
+            writer.write(message)
+            await writer.drain()
+            reply = json.loads(await asyncio.wait_for(reader.readline(), timeout) or b"{}")
+        finally:
+            writer.close()
+    except (OSError, asyncio.TimeoutError, ValueError) as exc:
+        raise ClaimRefused(f"no answer from the standby at {spare.ip}: {exc!r}") from exc
+    if not reply.get("ok"):
+        raise ClaimRefused(f"the standby refused: {reply.get('error')}")
+
+
+async def listening(ip: str, port: int, timeout: float) -> bool:
+    """Whether ``ip:port`` accepts a connection within ``timeout`` seconds (refused at once until it listens)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), 2)
+        except (OSError, asyncio.TimeoutError):
+            await asyncio.sleep(0.1)
+            continue
+        writer.close()
+        return True
+    return False
+
+
+class SparePool:
+    """Keeps ``size`` ready spares. ``make()`` creates and starts one (a Spare); ``remove(id)`` force-removes a
+    container; ``list_stale()`` the ids of spares this hub did not make. All run on the hub's event loop."""
+
+    def __init__(self, size: int, make: Callable[[], Awaitable[Spare]], remove: Callable[[str], Awaitable[None]],
+                 list_stale: Callable[[], Awaitable[list[str]]], ready_timeout: float = 120):
+        self.size = size
+        self._make, self._remove, self._list_stale = make, remove, list_stale
+        self.ready_timeout = ready_timeout
+        self.ready: list[Spare] = []
+        self.made: set[str] = set()  # every spare of this hub not yet claimed or removed (ready or starting)
+        self.stats = {"made": 0, "claimed": 0, "failed": 0}
+        self._task: asyncio.Task | None = None
+        self._cleaned = False
+
+    def take(self) -> Spare | None:
+        """A ready spare, no longer the pool's (the caller claims or removes it); another is made meanwhile."""
+        spare = self.ready.pop(0) if self.ready else None
+        if spare is not None:
+            self.made.discard(spare.id)
+            self.stats["claimed"] += 1
+        self.fill_soon()
+        return spare
+
+    def fill_soon(self) -> None:
+        if self.size > 0 and (self._task is None or self._task.done()):
+            self._task = asyncio.get_running_loop().create_task(self._fill())
+
+    async def _fill(self) -> None:
+        if not self._cleaned:
+            self._cleaned = True
+            for stale in await self._list_stale():
+                if stale not in self.made:
+                    log.info("removing spare container %s of an earlier hub", stale[:12])
+                    await self._remove(stale)
+        failures = 0
+        while len(self.made) < self.size:
+            try:
+                spare = await self._make()
+            except Exception:
+                log.exception("could not make a spare teacher container")
+                spare = None
+            if spare is not None:
+                self.made.add(spare.id)
+                if await listening(spare.ip, STANDBY_PORT, self.ready_timeout):
+                    self.ready.append(spare)
+                    self.stats["made"] += 1
+                    log.info("spare teacher container %s ready at %s", spare.id[:12], spare.ip)
+                    failures = 0
+                    continue
+                log.warning("spare container %s did not become ready; removing it", spare.id[:12])
+                self.made.discard(spare.id)
+                await self._remove(spare.id)
+            failures += 1
+            self.stats["failed"] += 1
+            await asyncio.sleep(min(60, 2 ** failures))  # the engine or the image is in trouble: do not spin
+
+    async def discard(self, spare: Spare) -> None:
+        """A taken spare that could not be claimed."""
+        await self._remove(spare.id)
