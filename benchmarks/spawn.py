@@ -110,7 +110,7 @@ def main() -> int:
     print(f"container floor (docker run python -c pass)      p50 {median(floor):.2f} s")
     print(f"import runner_kernel.singleuser in a container    p50 {median(imports):.2f} s")
     for run in runs:
-        how = f"from a ready spare container" if run["spares"] else "a new container (no spare)"
+        how = "from a ready spare container" if run["spares"] else "a new container (no spare)"
         print(f"teacher server stopped, {how}:")
         print(f"  spawn -> hub ready                               p50 {median(run['ready']):.2f} s "
               f"(x{median(run['ready']) / median(floor):.1f} the container floor)")
@@ -252,6 +252,10 @@ def browser_rounds(platform, user: str, rounds: int, spares: int) -> tuple[list[
         print(f"  idle container, one tool page open in Chromium: {mem[0]:.0f} MB (docker stats), {mem[1]:.0f} MB "
               f"(cgroup incl. cache); ready: {body}")
         print(processes_mb(platform.container(user)))
+        if spares:
+            spare = wait_for_spare(platform)[0]
+            print(f"  the next spare, idle: {container_mem_mb(spare)[0]:.0f} MB (docker stats)")
+            print(processes_mb(spare))
         chromium.close()
     platform.stop_server(user)
     return times, mem
