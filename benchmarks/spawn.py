@@ -241,7 +241,8 @@ def browser_rounds(platform, user: str, rounds: int, spares: int) -> tuple[list[
             if spare and not platform.container_id(user).startswith(spare[0]):
                 raise SystemExit(f"round {i + 1}: the server did not start from the ready spare {spare[0]}")
             print(f"  browser round {i + 1}: usable tool page {times[-1]:.2f} s (load {os.getloadavg()[0]:.1f}), "
-                  f"container CPU used by then {cpu[-1]:.2f} s{' after the claim' if spare else ''}; "
+                  f"container CPU used by then {cpu[-1]:.2f} s"
+                  + (f" after the claim ({spare[1]:.2f} s as a spare before it); " if spare else "; ")
                   + ", ".join(f"{k} {v:.2f}" for k, v in phases[-1].items()), flush=True)
         print_phase_medians(phases)
         # at --cpu 1 the wall time to a usable page cannot be shorter than the CPU the container spends on it

@@ -16,7 +16,7 @@ Settings (environment):
 - ``SKRIPTOTEKET_TMPFS_SIZE``         size of each tmpfs (/tmp, home) (default ``256m``; counts as memory)
 - ``SKRIPTOTEKET_POOL_SIZE``          Voila's preheated page kernels per teacher container (default ``1``)
 - ``SKRIPTOTEKET_AUTHOR_GROUPS``      groups allowed a JupyterLab server (default ``authors,reviewers,admins``)
-- ``SKRIPTOTEKET_SPARE_CONTAINERS``  spare teacher containers kept running, each ~190 MB (default ``1``; ``0``:
+- ``SKRIPTOTEKET_SPARE_CONTAINERS``  spare teacher containers kept running, each ~90 MB idle (default ``1``; ``0``:
                                       every teacher server is a cold start; skriptoteket_ext/docker_spares.py)
 - ``SKRIPTOTEKET_READY_POLL``         seconds between checks whether a starting server listens (default ``0.05``;
                                       ``0``: only JupyterHub's own check, which backs off to seconds)

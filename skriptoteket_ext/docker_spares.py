@@ -110,11 +110,14 @@ class SparePool:
 
     async def _fill(self) -> None:
         if not self._cleaned:
-            self._cleaned = True
-            for stale in await self._list_stale():
-                if stale not in self.made:
-                    log.info("removing spare container %s of an earlier hub", stale[:12])
-                    await self._remove(stale)
+            try:
+                for stale in await self._list_stale():
+                    if stale not in self.made:
+                        log.info("removing spare container %s of an earlier hub", stale[:12])
+                        await self._remove(stale)
+                self._cleaned = True
+            except Exception:  # the engine is in trouble: the next fill tries again; making spares may still work
+                log.exception("could not remove the spare containers of an earlier hub")
         failures = 0
         while len(self.made) < self.size:
             try:
@@ -132,11 +135,14 @@ class SparePool:
                     continue
                 log.warning("spare container %s did not become ready; removing it", spare.id[:12])
                 self.made.discard(spare.id)
-                await self._remove(spare.id)
+                await self.discard(spare)
             failures += 1
             self.stats["failed"] += 1
             await asyncio.sleep(min(60, 2 ** failures))  # the engine or the image is in trouble: do not spin
 
     async def discard(self, spare: Spare) -> None:
-        """A taken spare that could not be claimed."""
-        await self._remove(spare.id)
+        """A spare that could not be claimed or did not become ready: removed, if the engine lets us."""
+        try:
+            await self._remove(spare.id)
+        except Exception:
+            log.exception("could not remove spare container %s", spare.id[:12])

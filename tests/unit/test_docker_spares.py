@@ -136,6 +136,7 @@ class FakeEngine:
         self.removed: list[str] = []
         self.stale = list(stale)
         self.stale_listed = 0
+        self.claimed: set[str] = set()  # renamed to their users' names: no longer listed as spares
 
     async def make(self) -> Spare:
         spare_id = f"spare{len(self.made) + 1}"
@@ -147,7 +148,8 @@ class FakeEngine:
 
     async def list_stale(self) -> list[str]:
         self.stale_listed += 1
-        return [*self.stale, *self.made]  # the engine lists this pool's own spares too, by their label
+        # the engine lists this pool's own spares too, by their label and name
+        return [*self.stale, *(m for m in self.made if m not in self.claimed)]
 
 
 async def until(predicate, timeout: float = 5):
@@ -273,3 +275,34 @@ async def test_a_make_that_fails_counts_as_a_failure_and_backs_off(port):
         assert len(calls) == 1 and engine.removed == [] and pool.take() is None
     finally:
         await stop(pool)
+
+
+async def test_an_engine_that_cannot_list_or_remove_does_not_stop_the_pool(port):
+    """A failed listing of an earlier hub's spares is tried again at the next fill; a failed removal is logged."""
+    engine = FakeEngine(stale=["old1"])
+    calls = {"list": 0}
+
+    async def list_fails_once():
+        calls["list"] += 1
+        if calls["list"] == 1:
+            raise OSError("engine busy")
+        return await engine.list_stale()
+
+    async def remove_fails(spare_id):
+        raise OSError("engine busy")
+
+    pool = SparePool(1, engine.make, engine.remove, list_fails_once, ready_timeout=10)
+    async with listeners(port) as open_:
+        try:
+            await open_("127.0.0.2")
+            pool.fill_soon()
+            await until(lambda: len(pool.ready) == 1)  # spares are made although the listing failed
+            assert engine.removed == [] and calls["list"] == 1
+            engine.claimed.add(pool.take().id)
+            await open_("127.0.0.3")
+            await until(lambda: len(pool.ready) == 1)
+            assert engine.removed == ["old1"] and calls["list"] == 2  # listed again, and removed then
+        finally:
+            await stop(pool)
+    broken = SparePool(1, engine.make, remove_fails, engine.list_stale)
+    await broken.discard(Spare("x", "127.0.0.9", "s"))  # logged, not raised
