@@ -71,7 +71,8 @@ async def listening(ip: str, port: int, timeout: float) -> bool:
     deadline = loop.time() + timeout
     while loop.time() < deadline:
         try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), 2)
+            attempt = max(0.1, min(2, deadline - loop.time()))
+            _, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), attempt)
         except (OSError, asyncio.TimeoutError):
             await asyncio.sleep(0.1)
             continue
