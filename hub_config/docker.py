@@ -71,6 +71,7 @@ TMPFS_SIZE = os.environ.get("SKRIPTOTEKET_TMPFS_SIZE", "256m")
 # seconds between the spawner's checks of a starting server's port (0: leave it to the hub's slower backoff)
 READY_POLL = float(os.environ.get("SKRIPTOTEKET_READY_POLL", "0.05"))
 SPARE_CONTAINERS = int(os.environ.get("SKRIPTOTEKET_SPARE_CONTAINERS", "1"))
+PREFIX = os.environ.get("SKRIPTOTEKET_DOCKER_PREFIX", "skriptoteket")
 
 VOILA_CMD = [
     "python", "-m", "runner_kernel.singleuser",
@@ -235,7 +236,7 @@ class SkriptoteketDockerSpawner(DockerSpawner):
         no ready spare, or this is not a teacher's tool server, or the spare fails."""
         if self.name != "" or self.cmd != VOILA_CMD or self.image != IMAGE or self.volumes:
             return None
-        spare = SPARES.take()
+        spare = await self._take_live_spare()
         if spare is None:
             return None
         try:
@@ -252,6 +253,21 @@ class SkriptoteketDockerSpawner(DockerSpawner):
             return None
         self.log.info("Server of %s started from spare container %s", self.user.name, spare.id[:12])
         return spare.ip, self.port
+
+    async def _take_live_spare(self):
+        """A ready spare that is still running, from the image the tag names now; others are removed."""
+        while (spare := SPARES.take()) is not None:
+            try:
+                image = (await self.docker("inspect_image", self.image))["Id"]
+                state = (await self.docker("inspect_container", spare.id))["State"]
+                if state["Running"] and spare.image == image:
+                    return spare
+                why = "the image was updated" if state["Running"] else "it is not running"
+            except docker.errors.DockerException as e:
+                why = f"{type(e).__name__}: {e}"
+            self.log.info("Spare container %s removed (%s)", spare.id[:12], why)
+            await SPARES.discard(spare)
+        return None
 
     async def _wait_listening(self, ip, port):
         """Poll the server's port every READY_POLL seconds until it accepts a connection. The hub's own check
@@ -319,10 +335,14 @@ async def _make_spare() -> docker_spares.Spare:
     try:
         await maker.start_object()
         ip, _ = await maker.get_ip_and_port()
+        image = (await maker.docker("inspect_container", maker.object_id))["Image"]
     except BaseException:
-        await _remove_container(maker.object_id)
+        try:
+            await _remove_container(maker.object_id)
+        except Exception:  # the engine's trouble is the error to report; the next hub removes it as stale
+            pass
         raise
-    return docker_spares.Spare(maker.object_id, ip, maker.secret)
+    return docker_spares.Spare(maker.object_id, ip, maker.secret, image)
 
 
 async def _remove_container(container_id: str) -> None:
@@ -342,13 +362,17 @@ async def _stale_spares() -> list[str]:
 
 
 def _remove_spares_at_exit():
-    if SPARES.made:
+    """Every spare still named as one, also one being made: no secret of theirs survives this hub."""
+    if not SPARES.started:  # this process is no hub that made spares (a configuration check, say)
+        return
+    try:
         client = docker.from_env(timeout=30)
-        for container_id in list(SPARES.made):
-            try:
-                client.api.remove_container(container_id, force=True)
-            except docker.errors.DockerException:
-                pass
+        found = client.api.containers(all=True, filters={"label": f"{docker_spares.SPARE_LABEL}={PREFIX}"})
+        for container in found:
+            if any(docker_spares.is_spare_name(n, PREFIX) for n in container.get("Names", ())):
+                client.api.remove_container(container["Id"], force=True)
+    except docker.errors.DockerException:
+        pass  # the next hub removes them at its start
 
 
 SPARES = docker_spares.SparePool(SPARE_CONTAINERS, _make_spare, _remove_container, _stale_spares)
@@ -397,7 +421,7 @@ c.Spawner.environment = {
 c.DockerSpawner.image = IMAGE
 c.DockerSpawner.pull_policy = "never"
 c.DockerSpawner.remove = True  # containers are cattle; the lab volume persists
-c.DockerSpawner.prefix = os.environ.get("SKRIPTOTEKET_DOCKER_PREFIX", "skriptoteket")  # containers: <prefix>-<user>
+c.DockerSpawner.prefix = PREFIX  # containers: <prefix>-<user>
 c.DockerSpawner.network_name = NETWORK
 c.DockerSpawner.use_internal_ip = True
 c.DockerSpawner.mem_limit = os.environ.get("SKRIPTOTEKET_MEM_LIMIT", "1G")

@@ -561,10 +561,10 @@ class SkriptoteketVoila(Voila):
         if USER_TOKEN_HEADER not in headers:
             self.voila_configuration.http_header_envs = [*headers, USER_TOKEN_HEADER]
         self._load_hub_environment()
+        prestarted = _take_prestarted(self._runner_settings() if self.runner_enabled else None, self.log)
         if self.runner_enabled:
             # before any page kernel starts: they find the host through $SKRIPTOTEKET_RUNNER_DIR
-            self.runner_host, self.page_kernel_forker = _take_prestarted(self._runner_settings()) or (
-                self.make_runner_host())
+            self.runner_host, self.page_kernel_forker = prestarted or self.make_runner_host()
 
     def _runner_settings(self) -> tuple:
         return (self.runner_pool_size, self.runner_refill_delay, self.fork_page_kernels)
@@ -764,6 +764,7 @@ class SkriptoteketVoila(Voila):
 
 #: (settings, runner host, forker) started by a standby container before its user was known (runner_kernel/standby.py)
 _prestarted = None
+_stopping = None  # the task stopping an unused one (the loop keeps only a weak reference)
 
 
 async def prestart_runner(argv: list[str]) -> None:
@@ -774,6 +775,7 @@ async def prestart_runner(argv: list[str]) -> None:
     app = SkriptoteketVoila()
     app.update_config(app._defaults())
     app.parse_command_line(argv)
+    app.load_config_file("voila", path=app.config_file_paths)  # as Voila.initialize does
     if not app.runner_enabled:
         return
     host, forker = app.make_runner_host()
@@ -782,13 +784,15 @@ async def prestart_runner(argv: list[str]) -> None:
     _prestarted = (app._runner_settings(), host, forker)
 
 
-def _take_prestarted(settings: tuple):
-    global _prestarted
+def _take_prestarted(settings: tuple | None, log):
+    """(host, forker) a standby made for these runner settings, else None; one made for others is stopped."""
+    global _prestarted, _stopping
     found, _prestarted = _prestarted, None
     if found is None:
         return None
-    if found[0] != settings:  # the hub asked for other settings: start afresh, stop what the standby made
-        IOLoop.current().asyncio_loop.create_task(found[1].stop())
+    if found[0] != settings:  # the hub asked for other settings (or none): start afresh, stop what the standby made
+        log.warning("The standby's tool runner was made for %s, not %s: starting another", found[0], settings)
+        _stopping = IOLoop.current().asyncio_loop.create_task(found[1].stop())
         return None
     return found[1], found[2]
 

@@ -3,9 +3,11 @@
 Run as ``python -m runner_kernel.standby [server options]`` in a spare container the hub keeps running
 (skriptoteket_ext/docker_spares.py). It imports the server's modules and starts the tool runner's fork server
 (ipykernel and the tool app imported), then waits on ``$SKRIPTOTEKET_STANDBY_PORT`` (default 8889) for the hub
-to claim it: one line of JSON with the shared secret the container was created with, the user's environment and
-the server's command. It answers, stops listening, takes the environment and becomes that server
-(``runner_kernel.singleuser``) on the same event loop, which adopts the fork server.
+to claim it. The hub first sends a nonce and checks the answer, an HMAC of it under the secret the container was
+created with (so the token goes to this standby, not to whatever else might answer at its address); then one line
+of JSON with that secret, the user's environment and the server's command. The standby answers, stops listening,
+takes the environment and becomes that server (``runner_kernel.singleuser``) on the same event loop, which adopts
+the fork server.
 
 A cold start spends ~2.5 s of its one CPU before the first tool page is usable (docs/docker.md); this moves the
 larger part of it to before the teacher asks. The secret comes in ``$SKRIPTOTEKET_STANDBY_SECRET`` and is
@@ -16,9 +18,10 @@ this port (the users' network has no container-to-container traffic).
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import hashlib
 import hmac
 import json
-import logging
 import os
 import sys
 import time
@@ -28,8 +31,12 @@ PORT_ENV = "SKRIPTOTEKET_STANDBY_PORT"
 DEFAULT_PORT = 8889
 SERVER_MODULE = ["python", "-m", "runner_kernel.singleuser"]
 MAX_CLAIM = 1 << 20  # a user's environment and a command line: a few kB
+PR_SET_DUMPABLE = 4
 
-log = logging.getLogger("skriptoteket.standby")
+
+def proof(secret: str, nonce: str) -> str:
+    """What only a holder of ``secret`` can answer to ``nonce``."""
+    return hmac.new(secret.encode(), nonce.encode(), hashlib.sha256).hexdigest()
 
 
 def check_claim(message, secret: str) -> tuple[dict[str, str], list[str]] | str:
@@ -55,6 +62,14 @@ async def wait_for_claim(secret: str, port: int) -> tuple[dict[str, str], list[s
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             line = await asyncio.wait_for(reader.readline(), 10)
+            try:
+                hello = json.loads(line) if line else None
+                if isinstance(hello, dict) and isinstance(hello.get("nonce"), str) and len(hello["nonce"]) <= 128:
+                    writer.write(json.dumps({"proof": proof(secret, hello["nonce"])}).encode() + b"\n")
+                    await writer.drain()
+                    line = await asyncio.wait_for(reader.readline(), 10)
+            except ValueError:
+                pass
             try:
                 outcome = check_claim(json.loads(line), secret) if line else "empty"
             except ValueError:
@@ -85,6 +100,9 @@ def main(argv: list[str]) -> None:
     if not secret:
         raise SystemExit(f"Skriptoteket standby: ${SECRET_ENV} is not set; the hub starts standby containers")
     port = int(os.environ.get(PORT_ENV) or DEFAULT_PORT)
+    # non-dumpable from now on, as a server started with its token is (scripts/image/skriptoteket_nodump.pth): after
+    # the claim this process holds the hub token, and tool code runs under the same uid
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)  # the server's IOLoop runs on this loop, which owns the fork server's pipes
     from . import singleuser

@@ -5,28 +5,32 @@ A cold teacher container spends ~2.5 s of its one CPU before the first tool page
 image, limits, flags and network as a teacher's (hub_config/docker.py makes them through the spawner's own
 ``create_object``), but with no user: no token, no user name. At a teacher's spawn the spawner takes one,
 renames it to the teacher's container name and hands it the user's environment and command over the users'
-network (``claim``); the standby becomes that server. Then another spare is made.
+network (``claim``: first a nonce, which the standby must answer with an HMAC under the spare's secret, so the
+token goes to no one else); the standby becomes that server. Then another spare is made.
 
-Spares are named ``<prefix>--spare-<hex>``: a double dash never appears in a container name DockerSpawner makes
-for a user (it escapes ``-`` in user names as ``-2d``). Spares left by an earlier hub (it knew their secrets, this
-one does not) are removed at start; the hub removes its own when it exits.
+Spares are named ``<prefix>--spare-<hex>``: no container DockerSpawner makes for a user starts so (it escapes ``-``
+in user names as ``-2d``, so ``<prefix>-`` is never followed by another ``-``). Spares left by an earlier hub (it
+knew their secrets, this one does not) are removed at start; the hub removes its own when it exits.
+Log lines go to the hub's log (the ``JupyterHub`` logger's handlers).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import secrets
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
+from runner_kernel.standby import DEFAULT_PORT, SECRET_ENV, proof  # noqa: F401 - SECRET_ENV: for the makers
+
 SPARE_LABEL = "org.skriptoteket.spare"
-SECRET_ENV = "SKRIPTOTEKET_STANDBY_SECRET"
-STANDBY_PORT = 8889
+STANDBY_PORT = DEFAULT_PORT
 STANDBY_MODULE = ["python", "-m", "runner_kernel.standby"]
 
-log = logging.getLogger("skriptoteket.spares")
+log = logging.getLogger("JupyterHub.spares")
 
 
 def spare_name(prefix: str) -> str:
@@ -42,6 +46,7 @@ class Spare:
     id: str
     ip: str
     secret: str = field(repr=False)
+    image: str = ""  # the id of the image it was made from
 
 
 class ClaimRefused(RuntimeError):
@@ -50,16 +55,21 @@ class ClaimRefused(RuntimeError):
 
 async def claim(spare: Spare, env: dict[str, str], cmd: list[str], timeout: float = 10) -> None:
     """Hand a spare its user: the environment (with the server's hub token) and the server's command."""
-    message = json.dumps({"secret": spare.secret, "env": env, "cmd": cmd}).encode() + b"\n"
+    nonce = secrets.token_hex(16)
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(spare.ip, STANDBY_PORT), timeout)
         try:
-            writer.write(message)
+            writer.write(json.dumps({"nonce": nonce}).encode() + b"\n")
+            await writer.drain()
+            answer = json.loads(await asyncio.wait_for(reader.readline(), timeout) or b"{}")
+            if not hmac.compare_digest(str(answer.get("proof", "")).encode(), proof(spare.secret, nonce).encode()):
+                raise ClaimRefused(f"what answers at {spare.ip} is not the spare (no proof of its secret)")
+            writer.write(json.dumps({"secret": spare.secret, "env": env, "cmd": cmd}).encode() + b"\n")
             await writer.drain()
             reply = json.loads(await asyncio.wait_for(reader.readline(), timeout) or b"{}")
         finally:
             writer.close()
-    except (OSError, asyncio.TimeoutError, ValueError) as exc:
+    except (OSError, asyncio.TimeoutError, ValueError, AttributeError) as exc:
         raise ClaimRefused(f"no answer from the standby at {spare.ip}: {exc!r}") from exc
     if not reply.get("ok"):
         raise ClaimRefused(f"the standby refused: {reply.get('error')}")
@@ -92,9 +102,15 @@ class SparePool:
         self.ready_timeout = ready_timeout
         self.ready: list[Spare] = []
         self.made: set[str] = set()  # every spare of this hub not yet claimed or removed (ready or starting)
+        self.ours: set[str] = set()  # every spare this pool ever made: never "stale", even while being claimed
         self.stats = {"made": 0, "claimed": 0, "failed": 0}
         self._task: asyncio.Task | None = None
         self._cleaned = False
+
+    @property
+    def started(self) -> bool:
+        """Whether this pool has begun making spares (in this process)."""
+        return self._task is not None
 
     def take(self) -> Spare | None:
         """A ready spare, no longer the pool's (the caller claims or removes it); another is made meanwhile."""
@@ -113,7 +129,7 @@ class SparePool:
         if not self._cleaned:
             try:
                 for stale in await self._list_stale():
-                    if stale not in self.made:
+                    if stale not in self.ours:
                         log.info("removing spare container %s of an earlier hub", stale[:12])
                         await self._remove(stale)
                 self._cleaned = True
@@ -128,6 +144,7 @@ class SparePool:
                 spare = None
             if spare is not None:
                 self.made.add(spare.id)
+                self.ours.add(spare.id)
                 if await listening(spare.ip, STANDBY_PORT, self.ready_timeout):
                     self.ready.append(spare)
                     self.stats["made"] += 1

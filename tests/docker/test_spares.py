@@ -11,7 +11,6 @@ import json
 import secrets
 import shutil
 import socket
-import subprocess
 import time
 from pathlib import Path
 
@@ -64,12 +63,12 @@ def spares(platform) -> list[str]:
 
 
 def ready_spare(platform, timeout: float = 180, other_than: str = "") -> str:
-    """The id of a spare whose standby waits for a claim."""
+    """The id of a spare the hub counts as ready (its standby waits for a claim)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        log = platform.log()
         for cid in spares(platform):
-            logs = subprocess.run(["docker", "logs", cid], capture_output=True, text=True)
-            if cid != other_than and "ready for a claim" in logs.stdout + logs.stderr:
+            if cid != other_than and f"spare teacher container {cid[:12]} ready" in log:
                 return cid
         time.sleep(0.3)
     raise AssertionError(f"no ready spare in {timeout} s; containers {spares(platform)}\n{platform.log()[-3000:]}")
@@ -87,6 +86,22 @@ def send_claim(ip: str, message: dict) -> dict:
     with socket.create_connection((ip, PORT), timeout=10) as s:
         s.sendall(json.dumps(message).encode() + b"\n")
         return json.loads(s.makefile().readline())
+
+
+NOT_READABLE = r"""
+import pathlib
+for proc in pathlib.Path("/proc").glob("[0-9]*"):
+    try:
+        if (proc / "cmdline").read_bytes().split(b"\0")[1:3] == [b"-m", b"runner_kernel.standby"]:
+            print("server")
+            try:
+                (proc / "environ").read_bytes()
+                print("readable")
+            except OSError as e:
+                print(type(e).__name__)
+    except OSError:
+        pass
+"""
 
 
 def test_the_hub_keeps_a_hardened_spare_and_removes_stale_ones(spare_platform):
@@ -147,6 +162,10 @@ def test_a_teachers_server_starts_from_the_spare_and_runs_a_tool(spare_platform,
     with pytest.raises(OSError):
         socket.create_connection((ip_of(info, spare_platform.network), PORT), timeout=5).close()
     assert f"Server of {teacher} started from spare container {cid[:12]}" in spare_platform.log()
+    # the server holds the hub token now: non-dumpable, like a server started with it (tool code's uid cannot read
+    # its /proc files)
+    probe = spare_platform.exec_python(teacher, NOT_READABLE)
+    assert probe.returncode == 0 and probe.stdout.split() == ["server", "PermissionError"], probe.stdout + probe.stderr
     # and another spare takes its place
     assert ready_spare(spare_platform, other_than=cid) != cid
 
@@ -159,7 +178,7 @@ def test_a_broken_spare_falls_back_to_a_new_container(spare_platform):
     spare_platform.start_server(teacher, timeout=180)
     assert spare_platform.container_id(teacher) != cid
     assert spare_platform.server_answers(teacher)
-    assert f"Spare container {cid[:12]} not usable for {teacher}" in spare_platform.log()
+    assert f"Spare container {cid[:12]} removed" in spare_platform.log()
     assert ready_spare(spare_platform) != cid  # the pool made another
 
 

@@ -18,6 +18,7 @@ import httpx
 import psutil
 import pytest
 
+from runner_kernel.standby import proof
 from skriptoteket_ext.pgserver import free_port
 
 from ..conftest import memory_contains, private_tmpdir
@@ -113,6 +114,8 @@ def test_the_standby_takes_one_valid_claim_and_becomes_the_users_server(standby)
     before = zygotes(proc.pid)
     assert len(before) == 1, "the standby starts the runner's fork server before it is claimed"
 
+    # the hub's first question: a nonce, answered with its HMAC under the secret
+    assert send_claim(port, {"nonce": "n0nce"}) == {"proof": proof(SECRET, "n0nce")}
     assert send_claim(port, {"secret": "x", "env": env, "cmd": SERVER}) == {"ok": False, "error": "forbidden"}
     refused = send_claim(port, {"secret": SECRET, "env": env, "cmd": ["jupyterhub-singleuser"]})
     assert refused["ok"] is False and refused["error"]

@@ -13,7 +13,7 @@ import pytest
 
 from runner_kernel.standby import check_claim
 from skriptoteket_ext import docker_spares
-from skriptoteket_ext.docker_spares import ClaimRefused, Spare, SparePool, claim, is_spare_name, spare_name
+from skriptoteket_ext.docker_spares import ClaimRefused, Spare, SparePool, claim, is_spare_name, proof, spare_name
 
 SERVER = ["python", "-m", "runner_kernel.singleuser"]
 
@@ -82,13 +82,20 @@ def test_a_spare_is_named_as_one_and_user_containers_never_are():
 # -- claim() ----------------------------------------------------------------------------------------------------
 
 @contextlib.asynccontextmanager
-async def standby(port: int, reply: dict | None):
-    """A server speaking the standby's side: reads one line, answers ``reply`` (None: closes without a word).
-    Yields the list of claims it received."""
+async def standby(port: int, reply: dict | None, secret: str = "s3cret"):
+    """A server speaking the standby's side: answers the nonce with its proof under ``secret``, reads the claim,
+    answers ``reply`` (None: closes without a word). Yields the list of claims it received."""
     received = []
 
     async def serve(reader, writer):
-        received.append(json.loads(await reader.readline()))
+        hello = json.loads(await reader.readline())
+        writer.write(json.dumps({"proof": proof(secret, hello["nonce"])}).encode() + b"\n")
+        await writer.drain()
+        line = await reader.readline()
+        if not line:
+            writer.close()
+            return
+        received.append(json.loads(line))
         if reply is not None:
             writer.write(json.dumps(reply).encode() + b"\n")
             await writer.drain()
@@ -109,9 +116,17 @@ async def test_claim_sends_secret_environment_and_command_and_returns_on_ok(port
 
 
 async def test_a_refused_claim_raises_with_the_standbys_reason(port):
-    async with standby(port, {"ok": False, "error": "forbidden"}):
+    async with standby(port, {"ok": False, "error": "forbidden"}, secret="wrong"):
         with pytest.raises(ClaimRefused, match="forbidden"):
             await claim(Spare("c1", "127.0.0.1", "wrong"), {}, SERVER, timeout=5)
+
+
+async def test_the_environment_goes_only_to_what_proves_it_knows_the_spares_secret(port):
+    """Whatever else answers at a spare's address (another container that got its IP) never sees the token."""
+    async with standby(port, {"ok": True}, secret="another") as received:
+        with pytest.raises(ClaimRefused, match="not the spare"):
+            await claim(Spare("c1", "127.0.0.1", "s3cret"), {"JUPYTERHUB_API_TOKEN": "t0ken"}, SERVER, timeout=5)
+    assert received == []
 
 
 async def test_a_standby_that_closes_without_an_answer_is_refused(port):
@@ -136,7 +151,6 @@ class FakeEngine:
         self.removed: list[str] = []
         self.stale = list(stale)
         self.stale_listed = 0
-        self.claimed: set[str] = set()  # renamed to their users' names: no longer listed as spares
 
     async def make(self) -> Spare:
         spare_id = f"spare{len(self.made) + 1}"
@@ -148,8 +162,7 @@ class FakeEngine:
 
     async def list_stale(self) -> list[str]:
         self.stale_listed += 1
-        # the engine lists this pool's own spares too, by their label and name
-        return [*self.stale, *(m for m in self.made if m not in self.claimed)]
+        return [*self.stale, *self.made]  # the engine lists this pool's own spares too, by their label
 
 
 async def until(predicate, timeout: float = 5):
@@ -238,6 +251,7 @@ async def test_stale_spares_are_removed_once_at_the_first_fill_but_not_the_pools
             engine2 = FakeEngine(stale=["old3"])
             pool2 = SparePool(1, engine2.make, engine2.remove, engine2.list_stale)
             pool2.made.add("spare9")
+            pool2.ours.add("spare9")
             engine2.stale.append("spare9")
             pool2.fill_soon()
             await until(lambda: pool2._task.done())
@@ -298,7 +312,7 @@ async def test_an_engine_that_cannot_list_or_remove_does_not_stop_the_pool(port)
             pool.fill_soon()
             await until(lambda: len(pool.ready) == 1)  # spares are made although the listing failed
             assert engine.removed == [] and calls["list"] == 1
-            engine.claimed.add(pool.take().id)
+            pool.take()  # still named as a spare while it is claimed, so listed: but it is this pool's, not stale
             await open_("127.0.0.3")
             await until(lambda: len(pool.ready) == 1)
             assert engine.removed == ["old1"] and calls["list"] == 2  # listed again, and removed then
