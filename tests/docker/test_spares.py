@@ -44,8 +44,13 @@ def spare_platform(docker_platform):  # the session's hub first: its network and
     # what an earlier hub left: a spare whose secret nobody knows any more
     _docker("run", "-d", "--name", f"{prefix}--spare-stale000", "--label", f"{LABEL}={prefix}", "--network", "none",
             IMAGE, "python", "-c", "import time; time.sleep(900)")
+    # a tag of its own, which a test moves to a new image (an update) without touching the suite's
+    image = f"skr-spare-test:{tag}"
+    _docker("tag", IMAGE, image)
     path = Path(private_tmpdir("skr-spares-"))
-    running = start_docker_platform(path / "home", network, prefix, {"SKRIPTOTEKET_SPARE_CONTAINERS": "1"})
+    running = start_docker_platform(path / "home", network, prefix, {"SKRIPTOTEKET_SPARE_CONTAINERS": "1",
+                                                                     "SKRIPTOTEKET_IMAGE": image})
+    running.image = image
     try:
         yield running
     finally:
@@ -54,6 +59,7 @@ def spare_platform(docker_platform):  # the session's hub first: its network and
         running.postgres.stop(mode="immediate")
         _docker("network", "rm", network, check=False)
         remove_firewall_rules(network)
+        _docker("rmi", image, check=False)
         shutil.rmtree(path, ignore_errors=True)
 
 
@@ -76,6 +82,10 @@ def ready_spare(platform, timeout: float = 180, other_than: str = "") -> str:
 
 def inspect(cid: str) -> dict:
     return json.loads(_docker("inspect", cid).stdout)[0]
+
+
+def inspect_image(name: str) -> str:
+    return _docker("image", "inspect", "-f", "{{.Id}}", name).stdout.strip()
 
 
 def ip_of(info: dict, network: str) -> str:
@@ -182,6 +192,23 @@ def test_a_broken_spare_falls_back_to_a_new_container(spare_platform):
     assert ready_spare(spare_platform) != cid  # the pool made another
 
 
+def test_a_spare_from_the_image_before_an_update_is_not_used(spare_platform):
+    old = ready_spare(spare_platform)
+    # an update: the tag now names another image (the same content with one more label)
+    _docker("build", "-q", "-t", spare_platform.image, "--label", f"org.skriptoteket.test={secrets.token_hex(3)}", "-",
+            input=f"FROM {IMAGE}\n", timeout=120)
+    updated = inspect_image(spare_platform.image)
+    assert inspect(old)["Image"] != updated
+    teacher = "gina"
+    spare_platform.create_user(teacher)
+    spare_platform.start_server(teacher, timeout=180)
+    assert spare_platform.container_id(teacher) != old
+    assert spare_platform.inspect(teacher)["Image"] == updated
+    assert f"Spare container {old[:12]} removed (the image was updated)" in spare_platform.log()
+    assert inspect(ready_spare(spare_platform, other_than=old))["Image"] == updated  # and the next is new
+
+
+# last: it stops this module's hub
 def test_the_hub_removes_its_spares_when_it_stops(spare_platform):
     assert ready_spare(spare_platform)
     stop_platform(spare_platform)
