@@ -102,7 +102,8 @@ class SparePool:
         self.ready_timeout = ready_timeout
         self.ready: list[Spare] = []
         self.made: set[str] = set()  # every spare of this hub not yet claimed or removed (ready or starting)
-        self.ours: set[str] = set()  # every spare this pool ever made: never "stale", even while being claimed
+        # the spares this pool made before an earlier hub's were removed: never "stale", even while being claimed
+        self.ours: set[str] = set()
         self.stats = {"made": 0, "claimed": 0, "failed": 0}
         self._task: asyncio.Task | None = None
         self._cleaned = False
@@ -132,7 +133,7 @@ class SparePool:
                     if stale not in self.ours:
                         log.info("removing spare container %s of an earlier hub", stale[:12])
                         await self._remove(stale)
-                self._cleaned = True
+                self._cleaned, self.ours = True, set()
             except Exception:  # the engine is in trouble: the next fill tries again; making spares may still work
                 log.exception("could not remove the spare containers of an earlier hub")
         failures = 0
@@ -144,7 +145,8 @@ class SparePool:
                 spare = None
             if spare is not None:
                 self.made.add(spare.id)
-                self.ours.add(spare.id)
+                if not self._cleaned:
+                    self.ours.add(spare.id)
                 if await listening(spare.ip, STANDBY_PORT, self.ready_timeout):
                     self.ready.append(spare)
                     self.stats["made"] += 1
