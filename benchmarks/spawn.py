@@ -33,10 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.docker.conftest import (  # noqa: E402
-    IMAGE, engine_problem, remove_containers, remove_firewall_rules, start_docker_platform,
+    IMAGE, engine_problem, start_docker_platform, stop_docker_platform,
 )
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, login  # noqa: E402
-from tests.e2e.conftest import stop_platform  # noqa: E402
 from tests.e2e.publishing import publish_tool  # noqa: E402
 
 APP_READY = ".skr-app .skr-title, .skr-app .skr-message"
@@ -172,11 +171,7 @@ def platform_rounds(args, spares: int, extras: bool) -> dict:
             except (subprocess.SubprocessError, OSError) as e:
                 run["overhead"] = f"runner overhead in the container: failed ({e})"
     finally:
-        stop_platform(platform)
-        remove_containers(prefix)
-        platform.postgres.stop(mode="immediate")
-        subprocess.run(["docker", "network", "rm", network], capture_output=True)
-        remove_firewall_rules(network)
+        stop_docker_platform(platform)
     return run
 
 

@@ -166,6 +166,15 @@ def remove_containers(prefix: str) -> None:
         _docker("rm", "-f", *names, check=False, timeout=120)
 
 
+def stop_docker_platform(platform: DockerPlatform) -> None:
+    """Ctrl-C to the hub, then what it leaves in the engine and the host: containers, network, firewall rules."""
+    stop_platform(platform)
+    remove_containers(platform.prefix)
+    platform.postgres.stop(mode="immediate")
+    _docker("network", "rm", platform.network, check=False)
+    remove_firewall_rules(platform.network)
+
+
 @pytest.fixture(scope="session")
 def docker_platform() -> DockerPlatform:
     tag = secrets.token_hex(3)
@@ -177,14 +186,10 @@ def docker_platform() -> DockerPlatform:
     try:
         yield running
     finally:
-        stop_platform(running)
-        remove_containers(prefix)
-        running.postgres.stop(mode="immediate")
+        stop_docker_platform(running)
         vols = _docker("volume", "ls", "-q", "--filter", f"name={prefix}-work-", check=False).stdout.split()
         if vols:
             _docker("volume", "rm", "-f", *vols, check=False)
-        _docker("network", "rm", network, check=False)
-        remove_firewall_rules(network)
         shutil.rmtree(path, ignore_errors=True)
 
 

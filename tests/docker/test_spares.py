@@ -17,9 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser.conftest import browser, login  # noqa: F401 - module-scoped Chromium
-from tests.docker.conftest import (
-    IMAGE, _docker, remove_containers, remove_firewall_rules, start_docker_platform,
-)
+from tests.docker.conftest import IMAGE, _docker, start_docker_platform, stop_docker_platform
 from tests.e2e.conftest import private_tmpdir, stop_platform
 from tests.e2e.publishing import publish_tool
 
@@ -54,11 +52,7 @@ def spare_platform(docker_platform):  # the session's hub first: its network and
     try:
         yield running
     finally:
-        stop_platform(running)
-        remove_containers(prefix)
-        running.postgres.stop(mode="immediate")
-        _docker("network", "rm", network, check=False)
-        remove_firewall_rules(network)
+        stop_docker_platform(running)
         _docker("rmi", image, check=False)
         shutil.rmtree(path, ignore_errors=True)
 
